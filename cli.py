@@ -1,0 +1,430 @@
+"""The ``edge-finer`` command: annotate text, manage bundles, build bundles.
+
+Start-up time matters on a Pi, so everything beyond typer is imported inside the command that
+needs it.  Every failure a user can cause ends as one ``error: ...`` line on stderr and a
+non-zero exit code (1: something failed; 2: wrong usage), never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from edge_finer.errors import EdgeFinerError, InputError, OutputError
+
+app = typer.Typer(
+    name="edge-finer",
+    help="Offline fine-grained named-entity annotation with small int8 bundles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+bundles_app = typer.Typer(help="List, inspect, verify, install, remove and pack bundles.",
+                          no_args_is_help=True)
+app.add_typer(bundles_app, name="bundles")
+
+
+class Fmt(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    conll = "conll"
+    brat = "brat"
+    tsv = "tsv"
+
+
+class Granularity(str, Enum):
+    fine = "fine"
+    coarse = "coarse"
+
+
+class Aggregation(str, Enum):
+    first = "first"
+    average = "average"
+    max = "max"
+
+
+class ErrorPolicy(str, Enum):
+    strict = "strict"
+    replace = "replace"
+    ignore = "ignore"
+    surrogateescape = "surrogateescape"
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edge_finer.version import __version__
+
+        typer.echo(f"edge-finer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Offline fine-grained named-entity annotation with small int8 bundles."""
+
+
+# -- annotate -------------------------------------------------------------------------------
+
+
+@app.command()
+def annotate(
+    inputs: List[str] = typer.Argument(None, metavar="[FILES|FOLDERS|-]...",
+                                       help="Files or folders to annotate; '-' or nothing reads stdin."),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="Annotate this text instead of files."),
+    bundle: Optional[str] = typer.Option(None, "--bundle", "-b", help="Bundle name, folder or archive."),
+    lang: Optional[str] = typer.Option(None, "--lang", "-l", help="Language code (BCP-47 or ISO 639-3)."),
+    taxonomy: Optional[str] = typer.Option(None, "--taxonomy", help="Pick the bundle of this taxonomy for --lang."),
+    granularity: Granularity = typer.Option(Granularity.fine, "--granularity", "-g", help="Fine types or their coarse groups."),
+    fmt: Optional[Fmt] = typer.Option(None, "--format", "-f",
+                                      help="Output format [default: table on a terminal, else jsonl]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write one output file per input into this folder."),
+    force: bool = typer.Option(False, "--force", help="Replace existing output files."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=256, help="onnxruntime threads [default: min(4, cores)]."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                              help="Minimum entity score [default: the bundle's]."),
+    aggregation: Optional[Aggregation] = typer.Option(None, "--aggregation", help="Subword to word scores [default: the bundle's]."),
+    low_memory: bool = typer.Option(False, "--low-memory", help="Disable onnxruntime's memory arena (small devices)."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of input files."),
+    errors: ErrorPolicy = typer.Option(ErrorPolicy.strict, "--errors", help="What to do with undecodable bytes."),
+) -> None:
+    """Annotate text: files, folders, stdin or --text."""
+    from edge_finer.textio import Source, expand_inputs
+
+    if text is not None and inputs:
+        raise typer.BadParameter("give either --text or input files, not both")
+    if text is not None:
+        sources: list[Source] = [Source("<text>", None, "text", text)]
+    elif not inputs or inputs == ["-"]:
+        if sys.stdin.isatty():
+            raise typer.BadParameter("give files, '-' for stdin, or --text")
+        sources = [Source("<stdin>", None, "stdin", _read_stdin(encoding, errors.value))]
+    else:
+        if "-" in inputs:
+            raise typer.BadParameter("'-' (stdin) cannot be mixed with files")
+        sources = list(expand_inputs(inputs))
+    if output is not None and output.exists() and not output.is_dir():
+        raise OutputError(f"{output}: exists and is not a folder")
+    fmt_name = (fmt.value if fmt else ("table" if sys.stdout.isatty() and output is None else "jsonl"))
+
+    from edge_finer.annotator import Annotator
+
+    annotator = Annotator.load(bundle, lang=lang if not bundle else None, taxonomy=taxonomy,
+                               threads=threads, arena=not low_memory,
+                               aggregation=aggregation.value if aggregation else None,
+                               threshold=threshold) if (bundle or lang) else _only_bundle(
+        threads=threads, arena=not low_memory, aggregation=aggregation.value if aggregation else None,
+        threshold=threshold)
+    annotator.warm_up()
+    failed = _annotate_sources(annotator, sources, fmt_name, granularity.value, output, force,
+                               encoding, errors.value)
+    if failed:
+        _err(f"{failed} of {len(sources)} inputs failed (see above)")
+        raise typer.Exit(1)
+
+
+def _read_stdin(encoding: str, errors: str) -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode(encoding, errors)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"<stdin>: not valid {exc.encoding} (byte {exc.start}); pass --encoding "
+                         "or --errors replace") from None
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+
+
+def _only_bundle(**opts: object):
+    """Without --bundle or --lang: the one installed bundle, or a message naming the choices."""
+    from edge_finer.annotator import Annotator
+    from edge_finer.registry import installed
+
+    found = installed()
+    if len(found) == 1:
+        return Annotator.load(str(found[0].path), **opts)
+    langs = ", ".join(sorted({b.language for b in found})) or "none"
+    raise EdgeFinerError(f"say which language with --lang (installed: {langs}) or pick a bundle with --bundle")
+
+
+def _records(annotator, source_name: str, text: str) -> Iterator:
+    from edge_finer.formats import Record
+    from edge_finer.textio import iter_lines
+
+    lines = list(iter_lines(text))
+    for (number, offset, line), ents in zip(lines, annotator.stream(line for _, _, line in lines)):
+        yield Record(source_name, number, offset, line, ents)
+
+
+def _annotate_sources(annotator, sources, fmt: str, granularity: str, output: Optional[Path],
+                      force: bool, encoding: str, errors: str) -> int:
+    from edge_finer.formats import EXTENSIONS, render
+    from edge_finer.textio import atomic_write, check_output_target, read_text
+
+    inputs = {s.path.resolve() for s in sources if s.path is not None and s.path.exists()}
+    failed = 0
+    progress = _progress(len(sources)) if output is not None and len(sources) > 1 else None
+    try:
+        for source in sources:
+            try:
+                text = read_text(source, encoding, errors)
+                records = _records(annotator, source.name, text)
+                if output is None:
+                    if fmt == "table":
+                        _print_table(records, granularity)
+                    else:
+                        out = sys.stdout
+                        for chunk in render(records, fmt, granularity):
+                            out.write(chunk)
+                        out.flush()
+                else:
+                    target = output / (source.output_stem + EXTENSIONS[fmt])
+                    check_output_target(target, inputs, force)
+                    if fmt == "table":
+                        body = _table_text(records, granularity)
+                    else:
+                        body = "".join(render(records, fmt, granularity))
+                    atomic_write(target, body)
+            except (InputError, OutputError) as exc:
+                failed += 1
+                _err(str(exc))
+            if progress is not None:
+                progress[0].advance(progress[1])
+    finally:
+        if progress is not None:
+            progress[0].stop()
+    return failed
+
+
+def _progress(total: int):
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(stderr=True), transient=True)
+    task = bar.add_task("annotating", total=total)
+    bar.start()
+    return bar, task
+
+
+def _build_table(records, granularity: str):
+    from rich.table import Table
+
+    table = Table(show_lines=False, header_style="bold")
+    for col, just in (("source", "left"), ("line", "right"), ("start", "right"), ("end", "right"),
+                      ("text", "left"), ("label", "left"), ("group" if granularity == "fine" else "", "left"),
+                      ("score", "right")):
+        if col:
+            table.add_column(col, justify=just)
+    count = 0
+    for rec in records:
+        for e in rec.entities:
+            count += 1
+            row = [rec.source, str(rec.line), str(e.start), str(e.end), e.text,
+                   e.label if granularity == "fine" else e.coarse_label]
+            if granularity == "fine":
+                row.append(e.coarse_label)
+            row.append(f"{e.score:.3f}")
+            table.add_row(*row)
+    return table, count
+
+
+def _print_table(records, granularity: str) -> None:
+    from rich.console import Console
+
+    table, count = _build_table(records, granularity)
+    console = Console()
+    if count:
+        console.print(table)
+    else:
+        console.print("no entities found")
+
+
+def _table_text(records, granularity: str) -> str:
+    import io
+
+    from rich.console import Console
+
+    table, _ = _build_table(records, granularity)
+    buf = io.StringIO()
+    Console(file=buf, width=200, no_color=True, force_terminal=False).print(table)
+    return buf.getvalue()
+
+
+# -- bundles --------------------------------------------------------------------------------
+
+
+@bundles_app.command("list")
+def bundles_list(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Installed bundles, in lookup order."""
+    import json
+
+    from edge_finer.registry import installed
+
+    found = installed()
+    rows = [{
+        "name": b.name, "language": b.language, "taxonomy": b.taxonomy,
+        "version": str(b.manifest.get("version", "?")), "licence": str(b.manifest.get("licence", "?")),
+        "size_mb": round(sum(f.get("size", 0) for f in b.manifest.get("files", {}).values()) / 1e6, 2),
+        "source": b.source, "default": b.default, "demo": bool(b.manifest.get("demo", False)),
+        "path": str(b.path),
+    } for b in found]
+    if as_json or not sys.stdout.isatty():
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("name", "language", "taxonomy", "version", "licence", "size_mb", "source"):
+        table.add_column(col)
+    for r in rows:
+        name = r["name"] + (" (default)" if r["default"] else "") + (" [demo]" if r["demo"] else "")
+        table.add_row(name, r["language"], r["taxonomy"], r["version"], r["licence"], str(r["size_mb"]), r["source"])
+    Console().print(table if rows else "no bundles installed")
+
+
+@bundles_app.command("info")
+def bundles_info(ref: str = typer.Argument(..., help="Bundle name, folder or archive.")) -> None:
+    """What a bundle is: language, labels, figures, licence."""
+    import json
+
+    from edge_finer.bundle import open_bundle
+    from edge_finer.registry import resolve
+
+    b = open_bundle(resolve(ref))
+    m = b.manifest
+    lang = m["language"]
+    lines = [
+        f"name:        {b.name} {b.version}" + ("   [DEMO: not for real use]" if m.get("demo") else ""),
+        f"path:        {b.path}",
+        f"language:    {lang.get('name', '?')} ({lang.get('bcp47')}, {lang.get('iso639_3', '?')}), "
+        f"scripts {', '.join(lang.get('scripts', []))}",
+        f"taxonomy:    {b.taxonomy}, {len(m['taxonomy'].get('types', []))} types",
+        f"labels:      {len(b.labels)}",
+        f"licence:     {b.licence}",
+    ]
+    if "NC" in b.licence.upper().replace("-", " ").split():
+        lines.append("             NON-COMMERCIAL: this bundle's training data forbids commercial use.")
+    for d in m.get("training_data", []):
+        lines.append(f"data:        {d.get('name')} ({d.get('licence', '?')})" + (f", {d['source']}" if d.get("source") else ""))
+    model = m.get("model", {})
+    if model:
+        lines.append(f"model:       {model.get('architecture')} {model.get('layers')} layers, hidden "
+                     f"{model.get('hidden_size')}, {model.get('parameters')} parameters")
+    q = m.get("quantization", {})
+    if q:
+        lines.append(f"quantized:   {q.get('method')} {q.get('weight_type')}, per-channel {q.get('per_channel')}")
+    ev = m.get("evaluation", {})
+    for system in ("teacher_fp32", "student_fp32", "student_int8"):
+        if isinstance(ev.get(system), dict) and "f1" in ev[system]:
+            lines.append(f"F1 {system:13s} {100 * ev[system]['f1']:.1f} on {ev.get('dataset', '?')} {ev.get('split', '')}")
+    lines.append(f"size:        {b.size_bytes() / 1e6:.2f} MB")
+    lines.append(f"built with:  {json.dumps(m.get('built_with', {}))}")
+    typer.echo("\n".join(lines))
+
+
+@bundles_app.command("verify")
+def bundles_verify(refs: List[str] = typer.Argument(None, help="Bundles to verify [default: all installed].")) -> None:
+    """Check manifests, checksums, and that each model matches its labels."""
+    from edge_finer.annotator import Annotator
+    from edge_finer.bundle import open_bundle
+    from edge_finer.registry import installed, resolve
+
+    targets = [str(b.path) for b in installed()] if not refs else refs
+    bad = 0
+    for ref in targets:
+        try:
+            Annotator(open_bundle(resolve(ref)), threads=1).warm_up()
+            typer.echo(f"ok      {ref}")
+        except EdgeFinerError as exc:
+            bad += 1
+            _err(str(exc))
+    if bad:
+        raise typer.Exit(1)
+
+
+@bundles_app.command("install")
+def bundles_install(
+    source: Path = typer.Argument(..., help="A bundle folder or a .tar.gz archive."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed bundle of the same name."),
+) -> None:
+    """Verify a bundle and copy it into the user data folder."""
+    from edge_finer.registry import install
+
+    b = install(source, force=force)
+    typer.echo(f"installed {b.name} {b.version} ({b.licence}) to {b.path}")
+
+
+@bundles_app.command("remove")
+def bundles_remove(name: str = typer.Argument(..., help="Name of a user-installed bundle.")) -> None:
+    """Delete a bundle from the user data folder."""
+    from edge_finer.registry import remove
+
+    typer.echo(f"removed {remove(name)}")
+
+
+@bundles_app.command("pack")
+def bundles_pack(
+    ref: str = typer.Argument(..., help="Bundle name or folder."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Archive file or folder [default: here]."),
+) -> None:
+    """Pack a bundle as one NAME-VERSION.tar.gz for distribution."""
+    from edge_finer.archive import pack
+    from edge_finer.registry import resolve
+
+    typer.echo(str(pack(resolve(ref), out)))
+
+
+# -- build ----------------------------------------------------------------------------------
+
+
+@app.command()
+def build(
+    recipe: Path = typer.Argument(..., help="Recipe file (TOML)."),
+    work: Optional[Path] = typer.Option(None, "--work", help="Work folder for intermediate artefacts."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write the bundle into."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished stages in the work folder."),
+) -> None:
+    """Build a bundle from a recipe (needs the 'build' extra)."""
+    try:
+        from quantize.build import run_recipe
+    except ImportError as exc:
+        raise EdgeFinerError(
+            f"the build pipeline needs the build extra ({exc.name or exc} is missing): "
+            "pip install 'edge-finer[build]'"
+        ) from None
+    path = run_recipe(recipe, work_dir=work, out_dir=out, resume=resume)
+    typer.echo(f"bundle written to {path}")
+
+
+def main() -> None:
+    """Console entry point: user errors become one line and a non-zero exit code."""
+    try:
+        app(standalone_mode=True)
+    except EdgeFinerError as exc:
+        _err(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""onnxruntime inference for a bundle's model.
+
+The annotator talks to a *backend*: anything with ``run(input_ids, attention_mask) -> logits``.
+This module is the production one (onnxruntime on CPU); the build pipeline plugs in its
+PyTorch teacher the same way so that every model is scored through the same decoding code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import BundleError
+
+
+class Backend(Protocol):
+    """Computes logits ``(batch, tokens, labels)`` for padded int64 ids and mask."""
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects taskset / cgroup affinity, unlike cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Intra-op threads when the user does not say.
+
+    Up to 4 of the available cores: beyond that a model this small gains nothing, and with
+    spinning disabled (see below) idle workers do not steal a core from a busy laptop or Pi.
+    """
+    return min(4, available_cores())
+
+
+class OnnxBackend:
+    """One onnxruntime session per bundle; ``run`` is safe to call from many threads."""
+
+    def __init__(self, model_path: Path, threads: int | None = None, arena: bool = True) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.enable_cpu_mem_arena = arena
+        opts.enable_mem_pattern = arena
+        # Spinning workers burn the core they wait on; when another process holds a core that
+        # makes a 2-thread pool several times slower than one thread.  Off by default.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(f"{model_path}: onnxruntime cannot load this model ({exc})") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
+        if "input_ids" not in self.input_names or unknown:
+            raise BundleError(
+                f"{model_path}: unexpected model inputs {self.input_names}; a bundle model takes "
+                "input_ids, attention_mask and optionally token_type_ids"
+            )
+        out = self.session.get_outputs()[0]
+        self.output_name = out.name
+        self.output_width = out.shape[-1] if out.shape else None
+        self.threads = opts.intra_op_num_threads
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": input_ids}
+        if "attention_mask" in self.input_names:
+            feed["attention_mask"] = attention_mask
+        if "token_type_ids" in self.input_names:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        return self.session.run([self.output_name], feed)[0]

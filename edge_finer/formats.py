@@ -1,0 +1,117 @@
+"""Serialising annotated lines in the formats linguists' tools read.
+
+The unit is a *record*: one line of one input, its text, and its entities (offsets relative to
+the line).  Formats that address the whole document (``brat``, ``tsv``) add the line's offset,
+so their offsets index the input file's decoded text directly.
+
+- ``jsonl``: one JSON object per line: ``source``, ``line``, ``offset``, ``text``, ``entities``.
+- ``conll``: one word per row, ``word<TAB>IOB2-tag``, a blank row between lines (the word grid
+  is the runtime's own word splitting, so it round-trips through the build pipeline).
+- ``tsv``: one entity per row: ``source line start end label score text`` (document offsets).
+- ``brat``: standoff ``.ann`` lines ``T1<TAB>LABEL START END<TAB>TEXT`` (document offsets).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from .entity import Entity
+from .pretokenize import split_words
+
+FORMATS = ("table", "jsonl", "conll", "brat", "tsv")
+EXTENSIONS = {"table": ".txt", "jsonl": ".jsonl", "conll": ".conll", "brat": ".ann", "tsv": ".tsv"}
+TSV_HEADER = "source\tline\tstart\tend\tlabel\tscore\ttext\n"
+
+
+@dataclass(frozen=True)
+class Record:
+    source: str
+    line: int
+    offset: int
+    text: str
+    entities: Sequence[Entity]
+    routing: dict | None = None
+
+
+def label_of(e: Entity, granularity: str) -> str:
+    return e.coarse_label if granularity == "coarse" else e.label
+
+
+def _clean(s: str) -> str:
+    """Keep one-row formats one row per item: tabs and line breaks become spaces."""
+    return s.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def jsonl(rec: Record, granularity: str) -> str:
+    ents = []
+    for e in rec.entities:
+        item = {"start": e.start, "end": e.end, "text": e.text, "label": label_of(e, granularity),
+                "score": e.score}
+        if granularity == "fine":
+            item["coarse_label"] = e.coarse_label
+        ents.append(item)
+    obj = {"source": rec.source, "line": rec.line, "offset": rec.offset, "text": rec.text, "entities": ents}
+    if rec.routing is not None:
+        obj["routing"] = rec.routing
+    return json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def conll(rec: Record, granularity: str) -> str:
+    words = split_words(rec.text)
+    if not words:
+        return ""
+    tags = ["O"] * len(words)
+    starts = {s: k for k, (s, _) in enumerate(words)}
+    for e in rec.entities:
+        k = starts.get(e.start)
+        if k is None:
+            continue
+        lab = label_of(e, granularity)
+        tags[k] = "B-" + lab
+        k += 1
+        while k < len(words) and words[k][1] <= e.end:
+            tags[k] = "I-" + lab
+            k += 1
+    rows = [f"{_clean(rec.text[s:e])}\t{t}\n" for (s, e), t in zip(words, tags)]
+    return "".join(rows) + "\n"
+
+
+def tsv(rec: Record, granularity: str) -> str:
+    return "".join(
+        f"{_clean(rec.source)}\t{rec.line}\t{rec.offset + e.start}\t{rec.offset + e.end}\t"
+        f"{label_of(e, granularity)}\t{e.score:.4f}\t{_clean(e.text)}\n"
+        for e in rec.entities
+    )
+
+
+class BratWriter:
+    """brat numbers its text-bound annotations per document; one writer per output document."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, rec: Record, granularity: str) -> str:
+        out = []
+        for e in rec.entities:
+            self.count += 1
+            out.append(f"T{self.count}\t{label_of(e, granularity)} {rec.offset + e.start} "
+                       f"{rec.offset + e.end}\t{_clean(e.text)}\n")
+        return "".join(out)
+
+
+def render(records: Iterable[Record], fmt: str, granularity: str) -> Iterable[str]:
+    """Chunks of output text for the non-table formats."""
+    if fmt == "tsv":
+        yield TSV_HEADER
+        writer = tsv
+    elif fmt == "jsonl":
+        writer = jsonl
+    elif fmt == "conll":
+        writer = conll
+    elif fmt == "brat":
+        writer = BratWriter()
+    else:
+        raise ValueError(f"not a streaming format: {fmt}")
+    for rec in records:
+        yield writer(rec, granularity)

@@ -1,0 +1,118 @@
+"""Reading user files and writing results without ever losing data.
+
+Inputs are decoded exactly as asked (``encoding`` / ``errors``) with newlines kept as they are,
+so character offsets point into the text as the user's file holds it.  Outputs are written to a
+temporary file in the destination folder and renamed into place: a crash or a full disk leaves
+either the old file or the new one, never half of one, and an input is never a target.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .errors import InputError, OutputError
+
+ERROR_POLICIES = ("strict", "replace", "ignore", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input document: where it came from and how to name its output."""
+
+    name: str  # shown to the user and written into records
+    path: Path | None  # None for stdin and --text
+    output_stem: str  # relative output name without extension
+    text: str | None = None  # given directly (--text or stdin)
+
+
+def expand_inputs(args: list[str]) -> Iterator[Source]:
+    """Files as given; folders walked recursively (hidden entries skipped), sorted."""
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = False
+            for sub in sorted(path.rglob("*")):
+                rel = sub.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts) or not sub.is_file():
+                    continue
+                found = True
+                yield Source(str(sub), sub, str(rel.with_suffix("")))
+            if not found:
+                yield Source(str(path), path, path.name)  # reported as "no files" later
+        else:
+            yield Source(str(path), path, path.stem or path.name)
+
+
+def read_text(source: Source, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """The decoded text of a source, or one clear :class:`InputError`."""
+    if source.text is not None:
+        return source.text
+    path = source.path
+    assert path is not None
+    if path.is_dir():
+        raise InputError(f"{path}: folder holds no readable files")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+    try:
+        with open(path, "r", encoding=encoding, errors=errors, newline="") as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid {exc.encoding} (byte {exc.start}); pass --encoding for another "
+            "encoding or --errors replace to substitute bad bytes"
+        ) from None
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def iter_lines(text: str) -> Iterator[tuple[int, int, str]]:
+    """``(line_number, offset, line_without_terminator)``; offsets are into ``text``.
+
+    Splits on ``\\n`` only (``\\r`` stays with its line and is whitespace to the annotator), so
+    CRLF files keep exact offsets.
+    """
+    offset = 0
+    number = 0
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        yield number, offset, line
+        offset += len(raw) + 1
+
+
+def check_output_target(target: Path, inputs: set[Path], force: bool) -> None:
+    """Refuse to write where it would destroy data: an input, or an existing file without force."""
+    resolved = target.resolve()
+    if resolved in inputs:
+        raise OutputError(f"{target}: is an input file; refusing to overwrite it (choose another --output)")
+    if target.exists() and not force:
+        raise OutputError(f"{target}: exists; pass --force to replace it")
+
+
+def atomic_write(target: Path, data: str) -> None:
+    """Write ``data`` to ``target`` via a temporary file and a rename."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise OutputError(f"{target.parent}: cannot write here ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
