@@ -12,10 +12,29 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from edge_finer.errors import EdgeFinerError, InputError, OutputError
 
+
+class _UserErrorsGroup(TyperGroup):
+    """The root command group: a user error becomes one ``error:`` line and exit code 1.
+
+    Done here, not only in :func:`main`, so that every way of running ``app`` (the console
+    script, ``python cli.py``, typer's CliRunner, an embedding program) keeps the promise of
+    no traceback; before, only ``main()`` did and ``app()`` alone let the exception escape.
+    """
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except EdgeFinerError as exc:
+            _err(str(exc))
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
+    cls=_UserErrorsGroup,
     name="edge-finer",
     help="Offline fine-grained named-entity annotation with small int8 bundles.",
     no_args_is_help=True,
@@ -173,6 +192,8 @@ def _annotate_sources(annotator, sources, fmt: str, granularity: str, output: Op
     from edge_finer.textio import atomic_write, check_output_target, read_text
 
     inputs = {s.path.resolve() for s in sources if s.path is not None and s.path.exists()}
+    written: dict[Path, str] = {}  # output file -> the input it holds, for this run
+    stdout_header = True  # tsv to stdout: one header for all inputs
     failed = 0
     progress = _progress(len(sources)) if output is not None and len(sources) > 1 else None
     try:
@@ -185,17 +206,25 @@ def _annotate_sources(annotator, sources, fmt: str, granularity: str, output: Op
                         _print_table(records, granularity)
                     else:
                         out = sys.stdout
-                        for chunk in render(records, fmt, granularity):
+                        for chunk in render(records, fmt, granularity, header=stdout_header):
                             out.write(chunk)
                         out.flush()
+                        stdout_header = False
                 else:
                     target = output / (source.output_stem + EXTENSIONS[fmt])
+                    if target.resolve() in written:
+                        # a.txt and a.md (or x/a.txt and y/a.txt) map to one output; with --force
+                        # the second silently replaced the first's results.
+                        raise OutputError(
+                            f"{target}: already holds the results of {written[target.resolve()]} "
+                            "from this run; annotate inputs with the same name separately")
                     check_output_target(target, inputs, force)
                     if fmt == "table":
                         body = _table_text(records, granularity)
                     else:
                         body = "".join(render(records, fmt, granularity))
                     atomic_write(target, body)
+                    written[target.resolve()] = source.name
             except (InputError, OutputError) as exc:
                 failed += 1
                 _err(str(exc))
@@ -220,7 +249,13 @@ def _progress(total: int):
 
 
 def _build_table(records, granularity: str):
+    """The entities as a rich table.  Cells are plain ``Text``, never markup: a file named
+    ``x[/b].txt`` or an entity holding ``[bold]`` used to be restyled or crash rich; tabs and
+    line breaks are flattened so one entity stays one row, as in the tsv format."""
     from rich.table import Table
+    from rich.text import Text
+
+    from edge_finer.formats import _clean
 
     table = Table(show_lines=False, header_style="bold")
     for col, just in (("source", "left"), ("line", "right"), ("start", "right"), ("end", "right"),
@@ -232,12 +267,12 @@ def _build_table(records, granularity: str):
     for rec in records:
         for e in rec.entities:
             count += 1
-            row = [rec.source, str(rec.line), str(e.start), str(e.end), e.text,
+            row = [_clean(rec.source), str(rec.line), str(e.start), str(e.end), _clean(e.text),
                    e.label if granularity == "fine" else e.coarse_label]
             if granularity == "fine":
                 row.append(e.coarse_label)
             row.append(f"{e.score:.3f}")
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
     return table, count
 
 
@@ -288,13 +323,15 @@ def bundles_list(
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(header_style="bold")
     for col in ("name", "language", "taxonomy", "version", "licence", "size_mb", "source"):
         table.add_column(col)
     for r in rows:
         name = r["name"] + (" (default)" if r["default"] else "") + (" [demo]" if r["demo"] else "")
-        table.add_row(name, r["language"], r["taxonomy"], r["version"], r["licence"], str(r["size_mb"]), r["source"])
+        cells = (name, r["language"], r["taxonomy"], r["version"], r["licence"], str(r["size_mb"]), r["source"])
+        table.add_row(*(Text(str(c)) for c in cells))
     Console().print(table if rows else "no bundles installed")
 
 

@@ -222,6 +222,10 @@ class Annotator:
             if not keep.all():
                 ids, wids = ids[keep], wids[keep]
             for s, e, lo, hi in self._windows(wids):
+                if s > 0 and wids[s - 1] == wids[s]:
+                    # The window opens inside a word longer than a window: its first token is
+                    # not that word's first subword, so this window must not label the word.
+                    lo = max(lo, s + 1)
                 windows.append((k, ids[s:e], wids[s:e], lo - s, hi - s))
         word_probs = {k: self._o_rows(len(word_lists[k])) for k in live}
         for batch in self._batches(windows):

@@ -77,11 +77,17 @@ def extract_bundle(archive: str | os.PathLike[str], dest: str | os.PathLike[str]
                             raise ArchiveError(f"{src}: member {m.name!r} is larger than declared")
                         fout.write(block)
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise ArchiveError(f"{src}: not a readable bundle archive ({exc})") from None
+        raise ArchiveError(f"{src}: not a readable bundle archive ({_one_line(exc)})") from None
     folder = root / top.pop()
     if not (folder / MANIFEST).is_file():
         raise ArchiveError(f"{src}: the archive holds no {MANIFEST}")
     return folder
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line: tarfile's "r:*" lists each method it tried on its own
+    line, and a refusal must stay one ``error:`` line."""
+    return " ".join(str(exc).split())
 
 
 def _checked_members(src: Path, tar: tarfile.TarFile, compressed: int) -> list[tarfile.TarInfo]:
@@ -92,6 +98,11 @@ def _checked_members(src: Path, tar: tarfile.TarFile, compressed: int) -> list[t
             raise ArchiveError(f"{src}: more than {MAX_MEMBERS} members; not a bundle")
         name = m.name
         path = PurePosixPath(name)
+        if name and not path.parts:
+            # "." or "./" (what `tar -C folder .` writes first) names no file under a top folder;
+            # without this check the member crashed the path checks below with an IndexError.
+            raise ArchiveError(f"{src}: member {name!r} is the archive root, not a path under one "
+                               "top folder; refused")
         if not name or name.startswith(("/", "\\")) or path.is_absolute() or ":" in path.parts[0] \
                 or any(part in ("..", "") for part in path.parts) or "\\" in name or "\x00" in name:
             raise ArchiveError(f"{src}: unsafe member path {name!r} (absolute or '..'); refused")

@@ -233,6 +233,11 @@ def write_bundle(
         full["files"] = listing
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         read_manifest(tmp)  # the writer must produce what the reader accepts
+        # mkdtemp made the folder 0o700: give it the mode a plain mkdir would, so a bundle
+        # written for a shared folder (EDGE_FINER_BUNDLES, bundles/) is readable by its users.
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)
         if dest.exists():
             _replace_dir(tmp, dest)
         else:

@@ -100,10 +100,15 @@ class BratWriter:
         return "".join(out)
 
 
-def render(records: Iterable[Record], fmt: str, granularity: str) -> Iterable[str]:
-    """Chunks of output text for the non-table formats."""
+def render(records: Iterable[Record], fmt: str, granularity: str, header: bool = True) -> Iterable[str]:
+    """Chunks of output text for the non-table formats.
+
+    ``header=False`` leaves out the tsv header: when several inputs go to one stream the header
+    must come once, not again before each input's rows.
+    """
     if fmt == "tsv":
-        yield TSV_HEADER
+        if header:
+            yield TSV_HEADER
         writer = tsv
     elif fmt == "jsonl":
         writer = jsonl

@@ -21,8 +21,10 @@ from ._charclasses import MARKS, SKIP
 #: The scheme name and version written into every bundle manifest.
 PRETOKENIZER = {"name": "edge-finer-words", "version": 1}
 
+# A word starts with a letter/digit/mark: a ZW(N)J is kept only *inside* a word (between two
+# such characters), never at its start, so no word or entity begins on an invisible character.
 _WORD = re.compile(
-    "(?:[\\w" + MARKS + "]|[\u200c\u200d](?=[\\w" + MARKS + "]))+"  # letters/digits/marks, ZW(N)J inside
+    "[\\w" + MARKS + "](?:[\\w" + MARKS + "]|[\u200c\u200d](?=[\\w" + MARKS + "]))*"
     "|[^\\s\\w" + MARKS + SKIP + "]"  # any other visible character on its own
 )
 

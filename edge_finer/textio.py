@@ -78,11 +78,13 @@ def iter_lines(text: str) -> Iterator[tuple[int, int, str]]:
     """``(line_number, offset, line_without_terminator)``; offsets are into ``text``.
 
     Splits on ``\\n`` only (``\\r`` stays with its line and is whitespace to the annotator), so
-    CRLF files keep exact offsets.
+    CRLF files keep exact offsets.  The empty remainder after a final newline is not a line.
     """
     offset = 0
-    number = 0
-    for number, raw in enumerate(text.split("\n"), start=1):
+    parts = text.split("\n")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    for number, raw in enumerate(parts, start=1):
         line = raw[:-1] if raw.endswith("\r") else raw
         yield number, offset, line
         offset += len(raw) + 1
@@ -97,22 +99,37 @@ def check_output_target(target: Path, inputs: set[Path], force: bool) -> None:
         raise OutputError(f"{target}: exists; pass --force to replace it")
 
 
+def _new_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0o666 less the umask.  ``mkstemp`` makes
+    0o600 files, which left every output (and every --force replacement) private to its writer.
+    Reading the umask means setting it; the CLI does this from its one thread."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(target: Path, data: str) -> None:
-    """Write ``data`` to ``target`` via a temporary file and a rename."""
+    """Write ``data`` to ``target`` via a temporary file and a rename.
+
+    Encoded as UTF-8 with ``surrogateescape``: text read with ``--errors surrogateescape``
+    holds lone surrogates standing for the input's undecodable bytes, and they are written back
+    as those bytes (as on stdout) instead of crashing the write and leaving a ``.part`` behind.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as exc:
         raise OutputError(f"{target.parent}: cannot write here ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            os.fchmod(fh.fileno(), _new_file_mode())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except OSError as exc:
+    except (OSError, UnicodeEncodeError) as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{target}: cannot write ({getattr(exc, 'strerror', None) or exc})") from None

@@ -89,8 +89,12 @@ def quantize(src: Path, dst: Path) -> None:
 
 def make_tiny_bundle(folder: Path, *, name: str = "tiny-en", lang: str = "en", iso3: str = "eng",
                      max_length: int = 16, stride: int = 4, int8: bool = True,
-                     width: int | None = None, threshold: float = 0.0) -> Path:
-    """Write a complete, valid bundle to ``folder`` and return it."""
+                     width: int | None = None, threshold: float = 0.0, taxonomy: str = "tiny",
+                     version: str = "0.0.1", aggregation: str = "first") -> Path:
+    """Write a complete, valid bundle to ``folder`` and return it.
+
+    ``taxonomy`` and ``version`` let registry tests tell same-language bundles apart.
+    """
     folder = Path(folder)
     work = folder.parent / f".{folder.name}.work"
     work.mkdir(parents=True, exist_ok=True)
@@ -104,17 +108,17 @@ def make_tiny_bundle(folder: Path, *, name: str = "tiny-en", lang: str = "en", i
         model = work / "int8.onnx"
     manifest = {
         "name": name,
-        "version": "0.0.1",
+        "version": version,
         "demo": True,
         "language": {"bcp47": lang, "iso639_3": iso3, "name": "Test", "scripts": ["Latn"]},
-        "taxonomy": {"name": "tiny", "types": sorted(COARSE), "coarse": COARSE},
+        "taxonomy": {"name": taxonomy, "types": sorted(COARSE), "coarse": COARSE},
         "labels": LABELS,
         "pretokenizer": dict(PRETOKENIZER),
         "max_length": max_length,
         "stride": stride,
         "input": {"bos_id": vocab["[CLS]"], "eos_id": vocab["[SEP]"], "pad_id": vocab["[PAD]"],
                   "names": ["input_ids", "attention_mask"]},
-        "decoding": {"aggregation": "first", "threshold": threshold},
+        "decoding": {"aggregation": aggregation, "threshold": threshold},
         "model": {"architecture": "gazetteer", "layers": 0, "hidden_size": len(LABELS),
                   "parameters": len(vocab) * len(LABELS), "opset": 17},
         "quantization": {"method": "dynamic" if int8 else "none", "weight_type": "int8" if int8 else "float32",
