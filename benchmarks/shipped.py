@@ -1,0 +1,155 @@
+"""Figures for every shipped bundle, side by side with the spaCy peer, in one run.
+
+For each bundle in ``bundles/index.json`` (or those named on the command line):
+- int8 student F1 on the dev split, recomputed through the runtime (seqeval strict IOB2 on the
+  gold token grid), per type and overall; the build's teacher fp32 / student fp32 / int8 figures
+  are taken from the manifest, which the recipe build computed the same way;
+- words/s on one thread on the same dev sentences (median of repeated passes), interleaved with
+  the spaCy peer's, so both see the same machine state;
+- bundle size and the peer's size on disk.
+The spaCy peer is trained once per dataset with ``benchmarks/peer_spacy.py`` (its default CPU
+config) and cached in the work folder.
+
+    python -m benchmarks.shipped [NAMES...] [--work .bench] [--repeats 5]
+
+Writes ``benchmarks/results/shipped.json`` and ``benchmarks/results/shipped.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def machine() -> dict:
+    import onnxruntime
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__, "platform": platform.platform()}
+
+
+def dataset_dir(manifest: dict) -> Path:
+    """The shared-data folder a bundle was trained from (recorded by the build)."""
+    ev = manifest.get("evaluation", {})
+    path = ev.get("data_dir") or str(Path(ev["eval_file"]).parent)
+    p = Path(path)
+    return p if p.is_absolute() else (ROOT / p).resolve()
+
+
+def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int) -> dict:
+    from benchmarks.peer_spacy import evaluate as spacy_evaluate, read_conll, train as spacy_train
+    from edge_finer.annotator import Annotator
+    from edge_finer.pretokenize import split_words
+    from quantize.evaluate import gold_text, score, spans_to_tags
+
+    ann = Annotator.load(name, threads=1)
+    manifest = dict(ann.bundle.manifest)
+    data = dataset_dir(manifest)
+    dev = read_conll(data / "dev.conll")
+    texts, grids = zip(*(gold_text(toks) for toks, _ in dev))
+    found = ann.annotate_batch(list(texts))
+    ours = score([tags for _, tags in dev], [spans_to_tags(e, g) for e, g in zip(found, grids)])
+
+    peer_dir = work / f"spacy-{name}"
+    best = peer_dir / "model" / "model-best"
+    if not best.is_dir():
+        spacy_train(data, manifest["language"]["bcp47"], peer_dir, max_steps=spacy_steps)
+    import spacy
+
+    nlp = spacy.load(best)
+    peer = spacy_evaluate(best, data, repeats=1)
+
+    n_words = sum(len(split_words(t)) for t in texts)
+    n_gold = sum(len(toks) for toks, _ in dev)
+    ours_t, peer_t = [], []
+    ann.annotate_batch(list(texts[:64]))
+    for _ in range(repeats):  # interleaved: both systems see the same machine state
+        t0 = time.perf_counter()
+        ann.annotate_batch(list(texts))
+        ours_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _doc in nlp.pipe(texts, batch_size=32):
+            pass
+        peer_t.append(time.perf_counter() - t0)
+    ev = manifest.get("evaluation", {})
+    return {
+        "bundle": name,
+        "language": manifest["language"]["bcp47"],
+        "taxonomy": manifest["taxonomy"]["name"],
+        "licence": manifest.get("licence"),
+        "dev_sentences": len(dev),
+        "build": {k: {"f1": ev[k]["f1"]} for k in ("teacher_fp32", "student_fp32", "student_int8")
+                  if isinstance(ev.get(k), dict)},
+        "int8": {**ours, "words_per_second": n_gold / statistics.median(ours_t),
+                 "runtime_words_per_second": n_words / statistics.median(ours_t),
+                 "size_bytes": ann.bundle.size_bytes()},
+        "spacy": {**{k: v for k, v in peer.items() if k != "words_per_second"},
+                  "words_per_second": n_gold / statistics.median(peer_t)},
+        "threads": 1,
+        "repeats": repeats,
+    }
+
+
+def markdown(results: list[dict], mach: dict) -> str:
+    lines = [
+        "# Shipped bundles vs spaCy (dev splits)",
+        "",
+        f"Machine: {mach['cpu']}, {mach['cores']} cores; Python {mach['python']}, onnxruntime "
+        f"{mach['onnxruntime']}. One thread for both systems; words/s = gold tokens of the dev split "
+        "per second, median of interleaved passes over the same raw sentences.",
+        "",
+        "| bundle | teacher F1 | student fp32 F1 | int8 F1 | spaCy F1 | int8 words/s | spaCy words/s | bundle MB | spaCy MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        b = r["build"]
+        f = lambda d, k: f"{100 * d[k]['f1']:.1f}" if k in d else "–"  # noqa: E731
+        lines.append(
+            f"| {r['bundle']} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "
+            f"{100 * r['spacy']['f1']:.1f} | {r['int8']['words_per_second']:,.0f} | "
+            f"{r['spacy']['words_per_second']:,.0f} | {r['int8']['size_bytes'] / 1e6:.2f} | "
+            f"{r['spacy']['size_bytes'] / 1e6:.2f} |")
+    lines.append("")
+    for r in results:
+        lines += [f"## {r['bundle']}: int8 F1 per type (dev)", "", "| type | F1 | P | R | support |", "|---|---|---|---|---|"]
+        for t, v in sorted(r["int8"]["per_type"].items()):
+            lines.append(f"| {t} | {100 * v['f1']:.1f} | {100 * v['precision']:.1f} | {100 * v['recall']:.1f} | {v['support']} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help="bundle names [default: all in bundles/index.json]")
+    ap.add_argument("--work", type=Path, default=ROOT / ".bench")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--spacy-steps", type=int, default=6000)
+    args = ap.parse_args()
+    names = args.names or [b["name"] for b in json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]]
+    mach = machine()
+    results = [bench_bundle(n, args.work, args.repeats, args.spacy_steps) for n in names]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "shipped.json").write_text(json.dumps({"machine": mach, "results": results}, indent=2))
+    (RESULTS / "shipped.md").write_text(markdown(results, mach))
+    print(markdown(results, mach))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""``python -m quantize build RECIPE.toml [--work DIR] [--out DIR] [--resume | --no-resume]``.
+
+Why a module entry point as well as ``edge-finer build``: the pipeline needs the heavy training
+stack (torch, transformers, optimum) that the runtime never installs, so it is runnable on its
+own.  User errors print one line and exit 2; anything else is a bug and shows its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m quantize",
+                                     description="Build an edge-finer bundle from a recipe.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="run a recipe: train/distil/export/quantise/evaluate, write the bundle")
+    b.add_argument("recipe", type=Path, help="recipe TOML file")
+    b.add_argument("--work", type=Path, default=None, help="work folder (default: the recipe's, else .work/NAME)")
+    b.add_argument("--out", type=Path, default=None,
+                   help="folder the bundle folder is written into (default: the recipe's output, else bundles/)")
+    b.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse finished stages whose inputs are unchanged (default); --no-resume starts over")
+    args = parser.parse_args(argv)
+    from edge_finer.errors import EdgeFinerError
+
+    from .build import run_recipe
+
+    try:
+        path = run_recipe(args.recipe, work_dir=args.work, out_dir=args.out, resume=args.resume)
+    except EdgeFinerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,554 @@
+"""The build: run a recipe's stages in order, resumably, and write the bundle.
+
+Stages (each a folder in the work folder, skipped on resume when its fingerprint matches):
+``data`` → ``teacher`` → ``trim`` → ``student`` → ``export`` → ``quantize`` → ``evaluate`` →
+``bundle``.  Each stage reads only what earlier stages wrote, so any of them can be rerun
+alone.  :func:`run_recipe` is what ``python -m quantize build`` and ``edge-finer build`` call.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+from edge_finer.bundle import write_bundle
+from edge_finer.pretokenize import PRETOKENIZER
+from edge_finer.version import __version__ as EDGE_FINER_VERSION
+
+from .data import (Sentence, check_types, read_annotated, read_unlabelled, to_model_words, types_in)
+from .errors import BuildError, DataError, RecipeError, TeacherError
+from .progress import Reporter
+from .recipe import Recipe, load_recipe
+from .workdir import (WorkDir, file_stamp, fingerprint, folder_size, folder_stamp, read_json, read_jsonl,
+                      write_json, write_jsonl)
+
+STAGES = ("data", "teacher", "trim", "student", "export", "quantize", "evaluate", "bundle")
+#: Bumped when a stage's code changes what it writes, so old work folders are not reused.
+PIPELINE_VERSION = 1
+
+
+def run_recipe(recipe_path: Path, work_dir: Path | None = None, out_dir: Path | None = None,
+               resume: bool = True, console: Console | None = None) -> Path:
+    """Build the bundle a recipe describes; returns the bundle folder (``out_dir/<name>``).
+
+    ``work_dir`` defaults to the recipe's ``work`` (else ``<root>/.work/<name>``) and ``out_dir``
+    to its ``output`` (else ``<root>/bundles``).  With ``resume`` finished stages whose inputs
+    did not change are reused; without it the work folder is wiped first.
+    """
+    recipe = load_recipe(recipe_path)
+    work = Path(work_dir) if work_dir else recipe.resolve(recipe.work or f".work/{recipe.name}")
+    out = Path(out_dir) if out_dir else recipe.resolve(recipe.output or "bundles")
+    return Build(recipe, WorkDir(work.resolve(), resume), out.resolve(), Reporter(console, len(STAGES))).run()
+
+
+class Build:
+    def __init__(self, recipe: Recipe, work: WorkDir, out: Path, reporter: Reporter) -> None:
+        self.r, self.work, self.out, self.rep = recipe, work, out, reporter
+        self.fp: dict[str, str] = {}
+        from .train import build_threads
+
+        self.threads = build_threads(recipe.threads)
+
+    # -- driver ---------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        started = time.monotonic()
+        r = self.r
+        teacher_input = self._teacher_stamp()  # refuse a hub id / missing folder before any output
+        data_input = self._data_stamps()
+        self.rep.console.print(f"[bold]building[/] {self.r.name} {self.r.version} from {self.r.path}"
+                               f"\n    work folder {self.work.root}; {self.threads} thread(s)")
+        plan: list[tuple[str, list[Any], Callable[[Path], None]]] = [
+            ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input], self.stage_data),
+            ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input], self.stage_teacher),
+            ("trim", [r.trim], self.stage_trim),
+            ("student", [r.student, r.runtime.max_length, r.runtime.stride, r.seed], self.stage_student),
+            ("export", [r.export], self.stage_export),
+            ("quantize", [r.quantization], self.stage_quantize),
+            ("evaluate", [r.evaluation, r.runtime, r.data.max_eval_sentences], self.stage_evaluate),
+        ]
+        prev = str(PIPELINE_VERSION)
+        for name, inputs, fn in plan:
+            fp = fingerprint(prev, name, inputs)
+            self.fp[name] = prev = fp
+            if self.work.is_done(name, fp):
+                self.rep.stage(name, "[dim](done earlier, reused)[/]")
+                continue
+            self.rep.stage(name)
+            t0 = time.monotonic()
+            fn(self.work.begin(name))
+            self.work.finish(name, fp, time.monotonic() - t0)
+            self.rep.note(f"[green]done[/] in {time.monotonic() - t0:.1f} s")
+        self.rep.stage("bundle")
+        stage_seconds = {name: self.work.seconds(name) for name, _, _ in plan}
+        bundle_dir = self.stage_bundle(stage_seconds)
+        self.rep.console.print(f"[bold green]built[/] {bundle_dir} in {time.monotonic() - started:.0f} s")
+        return bundle_dir
+
+    def _data_stamps(self) -> list[Any]:
+        d = self.r.data
+        paths = [*d.train, d.eval, *d.unlabelled] + ([self.r.taxonomy.file] if self.r.taxonomy.file else [])
+        out = []
+        for p in paths:
+            rp = self.r.resolve(p)
+            if not rp.is_file():
+                raise DataError(f"{rp}: data file not found (named in {self.r.path})")
+            out.append(file_stamp(rp))
+        return out
+
+    def _teacher_stamp(self) -> list[Any] | None:
+        if not self.r.teacher.path:
+            return None
+        from .teacher import resolve_teacher
+
+        folder = resolve_teacher(self.r.teacher.path, self.r.root)
+        return folder_stamp(folder)
+
+    # -- 1. data --------------------------------------------------------------------------
+
+    def stage_data(self, d: Path) -> None:
+        r = self.r
+        fine, coarse = self._taxonomy()
+        teacher_labels = None
+        if r.teacher.path:
+            from .teacher import inspect_teacher, resolve_teacher
+
+            teacher_labels = inspect_teacher(resolve_teacher(r.teacher.path, r.root)).labels
+        teacher_types = {lab[2:] for lab in teacher_labels if lab != "O"} if teacher_labels else None
+        if fine and teacher_types and teacher_types - set(fine):
+            raise DataError(f"the teacher's types {sorted(teacher_types - set(fine))} are not in taxonomy "
+                            f"{r.taxonomy.name!r}")
+        train: list[Sentence] = []
+        for p in r.data.train:
+            train += read_annotated(r.resolve(p), r.data.format, r.data.scheme)
+        evals = read_annotated(r.resolve(r.data.eval), r.data.format, r.data.scheme)
+        for what, allowed in ((f"the taxonomy {r.taxonomy.name!r}", set(fine) if fine else None),
+                              ("the teacher's labels", teacher_types)):
+            check_types(train, allowed, what)
+            check_types(evals, allowed, what)
+        rng = random.Random(r.seed)
+        train = _sample(train, r.data.max_train_sentences, rng)
+        evals = _sample(evals, r.data.max_eval_sentences, rng)
+        if not train:
+            raise DataError(f"{r.resolve(r.data.train[0])}: no training sentences")
+        if not evals:
+            raise DataError(f"{r.resolve(r.data.eval)}: no evaluation sentences")
+        unlabelled: list[list[str]] = []
+        for p in r.data.unlabelled:
+            unlabelled += read_unlabelled(r.resolve(p), r.data.format)
+        unlabelled = [ws for ws in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if ws]
+        if teacher_labels:
+            labels = list(teacher_labels)
+        else:
+            seen = types_in(train) | types_in(evals)
+            order = [t for t in fine if t in seen] if fine else sorted(seen)
+            labels = ["O"] + [f"{p}-{t}" for t in order for p in ("B", "I")]
+        types = [lab[2:] for lab in labels if lab.startswith("B-")]
+        types += [lab[2:] for lab in labels if lab.startswith("I-") and lab[2:] not in types]
+        model_train = [to_model_words(s) for s in train]
+        write_jsonl(d / "train.jsonl", [{"words": s.tokens, "tags": s.tags} for s in model_train if s.tokens])
+        write_jsonl(d / "eval.jsonl", [{"tokens": s.tokens, "tags": s.tags, "where": s.where()} for s in evals])
+        write_jsonl(d / "unlabelled.jsonl", [{"words": ws} for ws in unlabelled])
+        write_json(d / "labels.json", {"labels": labels, "types": types,
+                                       "coarse": {t: coarse.get(t, t) for t in types}})
+        stats = {"train_sentences": len(train), "eval_sentences": len(evals), "unlabelled_sentences": len(unlabelled),
+                 "train_words": sum(len(s.tokens) for s in model_train),
+                 "train_entities": sum(t.startswith("B-") for s in train for t in s.tags)}
+        write_json(d / "stats.json", stats)
+        self.rep.note(f"{stats['train_sentences']} train / {stats['eval_sentences']} eval sentences, "
+                      f"{len(types)} types, {len(labels)} labels, {len(unlabelled)} unlabelled")
+
+    def _taxonomy(self) -> tuple[list[str], dict[str, str]]:
+        t = self.r.taxonomy
+        fine: list[str] = list(t.types)
+        coarse: dict[str, str] = dict(t.coarse)
+        if t.file:
+            path = self.r.resolve(t.file)
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise DataError(f"{path}: cannot read the taxonomy ({exc.strerror or exc})") from None
+            for n, line in enumerate(lines, 1):
+                if not line.strip() or line.startswith("#"):
+                    continue
+                cols = line.split("\t")
+                if len(cols) < 1 or not cols[0].strip():
+                    raise DataError(f"{path}:{n}: expected 'fine_type<TAB>coarse_type'")
+                name = cols[0].strip()
+                if name not in fine:
+                    fine.append(name)
+                if len(cols) > 1 and cols[1].strip():
+                    coarse.setdefault(name, cols[1].strip())
+        return fine, coarse
+
+    # -- 2. teacher -----------------------------------------------------------------------
+
+    def stage_teacher(self, d: Path) -> None:
+        from .teacher import inspect_teacher, resolve_teacher
+        from .tokenizer_train import load_backend_tokenizer, special_ids, special_roles
+
+        r = self.r
+        labels = read_json(self.work.path("data") / "labels.json")["labels"]
+        if r.teacher.path:
+            from .teacher import count_parameters, load_model
+
+            info = inspect_teacher(resolve_teacher(r.teacher.path, r.root))
+            tok = load_backend_tokenizer(info.folder)
+            roles = special_roles(info.folder)
+            ids = special_ids(tok, info.family, roles or None)
+            model = load_model(info.folder)  # proves it loads, before hours of work
+            params = count_parameters(model)
+            offset = ids["pad_id"] + 1 if info.family == "xlm-roberta" else 0
+            if model.config.max_position_embeddings - offset < r.runtime.max_length:
+                raise TeacherError(f"{info.folder}: the teacher handles at most "
+                                   f"{model.config.max_position_embeddings - offset} tokens but runtime.max_length "
+                                   f"is {r.runtime.max_length}; lower it in the recipe")
+            del model
+            write_json(d / "teacher.json", {"folder": str(info.folder), "family": info.family, "labels": info.labels,
+                                            "origin": f"user-supplied folder {info.folder.name}", "special": ids,
+                                            "roles": roles, "parameters": params, "facts": {}})
+            self.rep.note(f"using {info.family} teacher {info.folder} ({len(info.labels)} labels)")
+            return
+        self._train_teacher(d, labels)
+
+    def _train_teacher(self, d: Path, labels: list[str]) -> None:
+        from .encode import encode
+        from .teacher import count_parameters, make_config, train_teacher
+        from .tokenizer_train import SPECIALS, save_hf_tokenizer, special_ids, train_tokenizer
+        from .train import seed_everything
+
+        r, t = self.r, self.r.teacher
+        seed_everything(r.seed, self.threads)
+        train = read_jsonl(self.work.path("data") / "train.jsonl")
+        extra = [row["words"] for row in read_jsonl(self.work.path("data") / "unlabelled.jsonl")]
+        tok = train_tokenizer([row["words"] for row in train] + extra, t.family, t.vocab_size, t.lowercase)
+        ids = special_ids(tok, t.family)
+        label2id = {lab: i for i, lab in enumerate(labels)}
+        windows = encode(tok, [row["words"] for row in train], [row["tags"] for row in train], label2id,
+                         r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"])
+        cfg = make_config(t.family, tok.get_vocab_size(), t.layers, t.hidden, t.heads, t.intermediate, labels,
+                          r.runtime.max_length, ids, t.dropout)
+        self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows")
+        model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed, self.rep)
+        folder = d / "model"
+        model.save_pretrained(str(folder), safe_serialization=True)
+        save_hf_tokenizer(tok, folder, SPECIALS[t.family]["roles"], r.runtime.max_length)
+        write_json(d / "teacher.json", {"folder": str(folder), "family": t.family, "labels": labels,
+                                        "origin": "trained from scratch by this build", "special": ids,
+                                        "roles": SPECIALS[t.family]["roles"], "parameters": count_parameters(model),
+                                        "facts": facts})
+
+    def _teacher(self) -> dict[str, Any]:
+        return read_json(self.work.path("teacher") / "teacher.json")
+
+    # -- 3. trim --------------------------------------------------------------------------
+
+    def stage_trim(self, d: Path) -> None:
+        from .teacher import load_model
+        from .tokenizer_train import load_backend_tokenizer, save_hf_tokenizer
+        from .trim import first_mismatch, plan_keep, rewrite_tokenizer, trim_embeddings
+
+        r, info = self.r, self._teacher()
+        folder = Path(info["folder"])
+        if not r.trim.enabled:
+            write_json(d / "trim.json", {"folder": str(folder), "special": info["special"], "enabled": False})
+            self.rep.note("trimming disabled by the recipe")
+            return
+        tok = load_backend_tokenizer(folder)
+        corpus = [row["words"] for row in read_jsonl(self.work.path("data") / "train.jsonl")]
+        corpus += [row["words"] for row in read_jsonl(self.work.path("data") / "unlabelled.jsonl")]
+        if r.trim.include_eval:
+            corpus += [to_model_words(Sentence(row["tokens"], row["tags"])).tokens
+                       for row in read_jsonl(self.work.path("data") / "eval.jsonl")]
+        keep = plan_keep(tok, corpus, r.trim.chars, info["special"]["pad_id"])
+        new_tok = rewrite_tokenizer(tok, keep)
+        bad = first_mismatch(tok, new_tok, corpus)
+        if bad is not None:
+            raise BuildError(f"vocabulary trimming changed the tokenisation of {' '.join(bad[0])[:80]!r}: "
+                             f"{bad[1][:12]} → {bad[2][:12]}")
+        model = load_model(folder)
+        special = trim_embeddings(model, keep, info["special"])
+        out = d / "model"
+        model.save_pretrained(str(out), safe_serialization=True)
+        save_hf_tokenizer(new_tok, out, info.get("roles") or {}, r.runtime.max_length)
+        write_json(d / "trim.json", {"folder": str(out), "special": special, "enabled": True,
+                                     "vocab_before": tok.get_vocab_size(), "vocab_after": len(keep),
+                                     "checked_sentences": len(corpus)})
+        self.rep.note(f"vocabulary {tok.get_vocab_size()} → {len(keep)} pieces; tokenisation of "
+                      f"{len(corpus)} sentences unchanged")
+
+    def _trimmed(self) -> dict[str, Any]:
+        return read_json(self.work.path("trim") / "trim.json")
+
+    # -- 4. student: init + distillation --------------------------------------------------
+
+    def stage_student(self, d: Path) -> None:
+        from .distill import distill, teacher_logits
+        from .encode import encode
+        from .student import init_student, student_config
+        from .teacher import count_parameters, load_model
+        from .tokenizer_train import load_backend_tokenizer, save_hf_tokenizer
+        from .train import seed_everything
+
+        r, s = self.r, self.r.student
+        seed_everything(r.seed, self.threads)
+        trimmed, info = self._trimmed(), self._teacher()
+        folder, ids = Path(trimmed["folder"]), trimmed["special"]
+        teacher = load_model(folder)
+        tok = load_backend_tokenizer(folder)
+        labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
+        label2id = {lab: i for i, lab in enumerate(labels)}
+        train = read_jsonl(self.work.path("data") / "train.jsonl")
+        extra = [row["words"] for row in read_jsonl(self.work.path("data") / "unlabelled.jsonl")]
+        enc = lambda ws, tags: encode(tok, ws, tags, label2id if tags is not None else None,  # noqa: E731
+                                      r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"])
+        windows = enc([row["words"] for row in train], [row["tags"] for row in train]) + enc(extra, None)
+        layers, hidden, heads, inter = s.shape()
+        cfg = student_config(teacher.config, layers, hidden, heads, inter, r.runtime.max_length, s.dropout)
+        student, init_facts = init_student(teacher, cfg, s.layer_map or None, r.seed, s.init == "teacher")
+        self.rep.note(f"student {layers}×{hidden} ({heads} heads, ffn {inter}), {count_parameters(student):,} "
+                      f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
+        soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
+        facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep)
+        out = d / "model"
+        student.save_pretrained(str(out), safe_serialization=True)
+        save_hf_tokenizer(tok, out, info.get("roles") or {}, r.runtime.max_length)
+        write_json(d / "student.json", {"folder": str(out), "special": ids, "init": init_facts,
+                                        "distillation": {**facts, "temperature": s.temperature, "alpha": s.alpha,
+                                                         "windows": len(windows), "unlabelled_sentences": len(extra)},
+                                        "parameters": count_parameters(student),
+                                        "teacher_parameters": count_parameters(teacher)})
+
+    def _student(self) -> dict[str, Any]:
+        return read_json(self.work.path("student") / "student.json")
+
+    # -- 5. export ------------------------------------------------------------------------
+
+    def stage_export(self, d: Path) -> None:
+        from .encode import encode
+        from .export import check_against_torch, export_onnx
+        from .teacher import load_model
+        from .tokenizer_train import load_backend_tokenizer
+
+        r, st = self.r, self._student()
+        folder, ids = Path(st["folder"]), st["special"]
+        facts = export_onnx(folder, d / "model.onnx", r.export.opset, r.export.exporter)
+        tok = load_backend_tokenizer(folder)
+        rows = read_jsonl(self.work.path("data") / "train.jsonl")[:16]
+        windows = encode(tok, [row["words"] for row in rows], None, None, r.runtime.max_length, r.runtime.stride,
+                         ids["bos_id"], ids["eos_id"])
+        facts["max_abs_logit_diff"] = check_against_torch(load_model(folder), d / "model.onnx", windows, ids["pad_id"])
+        write_json(d / "export.json", facts)
+        self.rep.note(f"{facts['tool']}, opset {facts['opset']}, max |Δlogit| vs PyTorch "
+                      f"{facts['max_abs_logit_diff']:.2e}" + (f" — fallback: {facts['fallback_reason']}"
+                                                              if facts.get("fallback_reason") else ""))
+
+    # -- 6. quantize ----------------------------------------------------------------------
+
+    def stage_quantize(self, d: Path) -> None:
+        from .quantization import quantize
+
+        q = self.r.quantization
+        cfg = read_json(Path(self._student()["folder"]) / "config.json")
+        facts = quantize(self.work.path("export") / "model.onnx", d / "model.onnx", q.preset, q.weight_type,
+                         q.per_channel, q.optimize, cfg["num_attention_heads"], cfg["hidden_size"])
+        facts["size_bytes"] = (d / "model.onnx").stat().st_size
+        write_json(d / "quantize.json", facts)
+        fp32 = (self.work.path("export") / "model.onnx").stat().st_size
+        self.rep.note(f"{facts['weight_type']} ({facts['preset']}): {fp32 / 2**20:.2f} MiB → "
+                      f"{facts['size_bytes'] / 2**20:.2f} MiB")
+
+    # -- 7. evaluate ----------------------------------------------------------------------
+
+    def stage_evaluate(self, d: Path) -> None:
+        from edge_finer.annotator import Annotator
+
+        from .evaluate import TorchBackend, run_system, staged_bundle, token_agreement
+        from .export import input_names
+        from .teacher import load_model
+        from .tokenizer_train import load_backend_tokenizer
+
+        r, ev = self.r, self.r.evaluation
+        rows = read_jsonl(self.work.path("data") / "eval.jsonl")
+        sentences = [Sentence(row["tokens"], row["tags"]) for row in rows]
+        info, st = self._teacher(), self._student()
+        results: dict[str, Any] = {}
+        preds: dict[str, list[list[str]]] = {}
+        cores = self.threads
+        import torch
+
+        torch.set_num_threads(cores)
+
+        # teacher: PyTorch behind the runtime, with its own (untrimmed) tokenizer
+        tdir = d / "teacher"
+        tdir.mkdir()
+        (tdir / "tokenizer.json").write_text(load_backend_tokenizer(Path(info["folder"])).to_str(), encoding="utf-8")
+        teacher = load_model(Path(info["folder"]))
+        systems: list[tuple[str, Path, dict[str, int], Any]] = [
+            ("teacher_fp32", tdir, info["special"], TorchBackend(teacher)),
+            ("student_fp32", self.work.path("export") / "model.onnx", st["special"], None),
+            ("student_int8", self.work.path("quantize") / "model.onnx", st["special"], None),
+        ]
+        student_tok = Path(st["folder"]) / "tokenizer.json"
+        for name, model_path, ids, backend in systems:
+            if backend is None:
+                sdir = d / name
+                sdir.mkdir()
+                shutil.copyfile(model_path, sdir / "model.onnx")
+                shutil.copyfile(student_tok, sdir / "tokenizer.json")
+            else:
+                sdir = model_path
+            bundle = staged_bundle(sdir, self._runtime_manifest(ids, input_names(sdir / "model.onnx")
+                                                                if backend is None else []))
+            make = lambda threads, b=bundle, be=backend: Annotator(b, backend=be, threads=threads)  # noqa: E731
+            self.rep.note(f"{name}: annotating {len(sentences)} sentences")
+            res = run_system(make(cores), make(ev.threads), sentences, ev.speed_sentences, ev.threads)
+            results[name], preds[name] = res.scores, res.tags
+            self.rep.note(f"{name}: F1 {res.scores['f1']:.4f} (P {res.scores['precision']:.4f}, "
+                          f"R {res.scores['recall']:.4f}), {res.scores['words_per_second']:,.0f} words/s")
+        for name, _, _, _ in systems[1:]:
+            shutil.rmtree(d / name)
+        agreement = token_agreement(preds["student_fp32"], preds["student_int8"])
+        payload = (self.work.path("quantize") / "model.onnx").stat().st_size + student_tok.stat().st_size
+        evaluation = {"split": r.data.eval_split, "dataset": r.data.dataset or Path(r.data.eval).parent.name,
+                      "sentences": len(sentences), **results, "size_bytes": payload,
+                      "teacher_size_bytes": folder_size(Path(info["folder"])),
+                      "words_per_second": results["student_int8"]["words_per_second"], "threads": ev.threads,
+                      "int8_fp32_token_agreement": round(agreement, 5)}
+        write_json(d / "evaluation.json", evaluation)
+        write_jsonl(d / "predictions.jsonl", [{"tokens": s.tokens, "gold": s.tags, **{k: v[i] for k, v in preds.items()}}
+                                              for i, s in enumerate(sentences)])
+        self.rep.note(f"int8/fp32 token agreement {100 * agreement:.2f} %")
+
+    def _runtime_manifest(self, ids: dict[str, int], names: list[str]) -> dict[str, Any]:
+        """The manifest fields the runtime reads (shared by staged and final bundles)."""
+        r = self.r
+        lab = read_json(self.work.path("data") / "labels.json")
+        return {
+            "name": r.name, "version": r.version,
+            "language": {"bcp47": r.language.bcp47, "iso639_3": r.language.iso639_3,
+                         "name": r.language.name, "scripts": list(r.language.scripts)},
+            "taxonomy": {"name": r.taxonomy.name, "types": lab["types"], "coarse": lab["coarse"]},
+            "labels": lab["labels"], "pretokenizer": dict(PRETOKENIZER),
+            "max_length": r.runtime.max_length, "stride": r.runtime.stride,
+            "input": {"bos_id": ids["bos_id"], "eos_id": ids["eos_id"], "pad_id": ids["pad_id"], "names": names},
+            "decoding": {"aggregation": r.runtime.aggregation, "threshold": r.runtime.threshold},
+        }
+
+    # -- 8. bundle ------------------------------------------------------------------------
+
+    def stage_bundle(self, stage_seconds: dict[str, float | None]) -> Path:
+        from .card import render_card
+        from .export import input_names
+
+        r = self.r
+        st, info = self._student(), self._teacher()
+        cfg = read_json(Path(st["folder"]) / "config.json")
+        export = read_json(self.work.path("export") / "export.json")
+        quant = read_json(self.work.path("quantize") / "quantize.json")
+        evaluation = read_json(self.work.path("evaluate") / "evaluation.json")
+        stats = read_json(self.work.path("data") / "stats.json")
+        trim = self._trimmed()
+        int8 = self.work.path("quantize") / "model.onnx"
+        manifest = self._runtime_manifest(st["special"], input_names(int8))
+        manifest.update({
+            "model": {
+                "architecture": cfg["model_type"], "layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"],
+                "heads": cfg["num_attention_heads"], "intermediate_size": cfg["intermediate_size"],
+                "vocab_size": cfg["vocab_size"], "parameters": st["parameters"], "opset": export["opset"],
+                "exporter": export["tool"], "export_fallback_reason": export.get("fallback_reason", ""),
+                "init": st["init"], "distillation": st["distillation"],
+                "vocabulary": {"trimmed": trim.get("enabled", False), "before": trim.get("vocab_before"),
+                               "after": trim.get("vocab_after")},
+                "teacher": {"architecture": info["family"], "parameters": info["parameters"],
+                            "parameters_after_trim": st["teacher_parameters"],
+                            "origin": info["origin"], "training": info.get("facts", {})},
+            },
+            "quantization": {k: v for k, v in quant.items() if k != "size_bytes"},
+            "evaluation": evaluation,
+            "training_data": self._sources(stats["train_sentences"]),
+            "licence": self._licence(),
+            "built_with": _toolchain(),
+            "demo": bool(r.demo),
+            "recipe": {"file": _display_path(r.path, r.root), "seed": r.seed},
+            "build": {"seed": r.seed, "stage_seconds": stage_seconds,
+                      "seconds": round(sum(v for v in stage_seconds.values() if v), 1),
+                      "machine": platform.machine(),
+                      "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()},
+        })
+        if r.description:
+            manifest["description"] = r.description
+        tok_json = (Path(st["folder"]) / "tokenizer.json").read_bytes()
+        dest = self.out / r.name
+        if dest.exists() and any(dest.iterdir()) and not (dest / "manifest.json").is_file():
+            raise BuildError(f"{dest}: exists and is not a bundle; refusing to replace it")
+        bundle = write_bundle(self.out / r.name, manifest, {"model.onnx": int8, "tokenizer.json": tok_json},
+                              render_card(manifest))
+        return bundle.path
+
+    def _sources(self, sentences: int) -> list[dict[str, Any]]:
+        r = self.r
+        if not r.training_data:
+            raise RecipeError(f"{r.path}: at least one [[training_data]] entry (name, licence, citation, url, "
+                              "source) is required; the manifest must say what the bundle was trained on")
+        out = []
+        for src in r.training_data:
+            if not src.name or not src.licence:
+                raise RecipeError(f"{r.path}: every [[training_data]] entry needs a name and a licence")
+            row = {"name": src.name, "licence": src.licence, "citation": src.citation, "url": src.url,
+                   "source": src.source}
+            if len(r.training_data) == 1:
+                row["sentences"] = sentences
+            out.append(row)
+        return out
+
+    def _licence(self) -> str:
+        r = self.r
+        if r.licence:
+            return r.licence
+        lic = {s.licence for s in r.training_data}
+        if len(lic) != 1:
+            raise RecipeError(f"{r.path}: the training data have different licences {sorted(lic)}; set `licence` "
+                              "to the most restrictive one")
+        return lic.pop()
+
+
+def _schedule(section: Any) -> Any:
+    from .train import Schedule
+
+    return Schedule(section.epochs, section.max_steps, section.batch_size, section.learning_rate, section.warmup,
+                    section.weight_decay, section.max_minutes)
+
+
+def _sample(items: list[Any], limit: int, rng: random.Random) -> list[Any]:
+    """A seeded sample of at most ``limit`` items in their original order (all when 0)."""
+    if limit <= 0 or len(items) <= limit:
+        return items
+    keep = sorted(rng.sample(range(len(items)), limit))
+    return [items[i] for i in keep]
+
+
+def _display_path(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return path.name
+
+
+def _toolchain() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"edge_finer": EDGE_FINER_VERSION}
+    for dist in ("onnxruntime", "onnx", "torch", "transformers", "optimum", "optimum-onnx", "tokenizers"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    out["python"] = platform.python_version()
+    return out

@@ -1,0 +1,56 @@
+"""Knowledge distillation: the student learns the teacher's softened label distributions.
+
+Why both losses: the teacher's temperature-softened logits (KL divergence, scaled by T² so its
+gradients keep their size as T changes) carry which wrong labels are *almost* right, while the
+gold cross-entropy keeps the student anchored where the teacher is wrong.  Extra unlabelled
+text, when a recipe lists some, contributes the distillation term only.  Both terms sit on the
+first subword of each word, the only position the runtime reads.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .encode import IGNORE, Window, batches
+from .progress import Reporter
+from .train import Schedule, fit
+
+
+@torch.no_grad()
+def teacher_logits(teacher: torch.nn.Module, windows: Sequence[Window], pad_id: int,
+                   reporter: Reporter, batch_size: int = 64) -> list[torch.Tensor]:
+    """Teacher logits at each window's first-subword positions (``[n_first, labels]`` each)."""
+    out: list[torch.Tensor | None] = [None] * len(windows)
+    teacher.eval()
+    n_batches = (len(windows) + batch_size - 1) // batch_size
+    with reporter.bar("teacher labels", n_batches) as bar:
+        for idx, batch in batches(windows, batch_size, pad_id, rng=None):
+            logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            for row, i in enumerate(idx):
+                out[i] = logits[row][batch["first"][row]].float().clone()
+            bar.advance(1)
+    assert all(t is not None for t in out)
+    return out  # type: ignore[return-value]
+
+
+def distill(student: torch.nn.Module, windows: Sequence[Window], soft: Sequence[torch.Tensor],
+            sched: Schedule, pad_id: int, seed: int, temperature: float, alpha: float,
+            reporter: Reporter) -> dict[str, float]:
+    """Train ``student`` in place on ``alpha``·CE(gold) + (1−``alpha``)·T²·KL(teacher ‖ student)."""
+
+    def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor], idx: list[int]) -> torch.Tensor:
+        logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        first = batch["first"]
+        s = logits[first]  # row-major: window by window, positions ascending, as `soft` was built
+        t = torch.cat([soft[i] for i in idx], dim=0)
+        kd = F.kl_div(F.log_softmax(s / temperature, dim=-1), F.log_softmax(t / temperature, dim=-1),
+                      reduction="batchmean", log_target=True) * temperature ** 2
+        gold = batch["labels"][first]
+        if alpha > 0 and bool((gold != IGNORE).any()):
+            ce = F.cross_entropy(s, gold, ignore_index=IGNORE)
+            return alpha * ce + (1 - alpha) * kd
+        return kd  # unlabelled rows (or alpha = 1 with no gold in the batch): distillation only
+
+    return fit(student, windows, sched, pad_id, seed, loss_fn, reporter, "student")

@@ -1,0 +1,110 @@
+"""Words → model windows, exactly as the runtime feeds them.
+
+Why this is its own module: the training/runtime parity rule.  The runtime encodes word lists
+with ``encode_batch(..., is_pretokenized=True, add_special_tokens=False)``, drops tokens that
+belong to no word, cuts sequences longer than ``max_length - 2`` into word-aligned windows that
+overlap by about ``stride`` tokens, and wraps each as ``[bos] + ids + [eos]``.  Teacher
+training, distillation and the trimming check all go through :func:`encode` so they see the
+same ids; labels sit on the FIRST subword of each word (the runtime's ``first`` aggregation).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+IGNORE = -100
+
+
+@dataclass
+class Window:
+    """One model input row: ids with bos/eos, gold label per position, first-subword mask."""
+
+    ids: np.ndarray  # int64 [T]
+    labels: np.ndarray  # int64 [T]; IGNORE where no gold (non-first subword, special, unlabelled)
+    first: np.ndarray  # bool [T]; first subword of a word
+
+
+def word_windows(wids: np.ndarray, cap: int, stride: int) -> list[tuple[int, int]]:
+    """``(start, end)`` token ranges of at most ``cap`` tokens, ending on word starts when they can."""
+    n = int(wids.size)
+    if n <= cap:
+        return [(0, n)]
+    starts = np.flatnonzero(np.diff(wids, prepend=-1) != 0)
+    out = []
+    s = 0
+    while True:
+        e = min(s + cap, n)
+        if e < n:
+            k = int(np.searchsorted(starts, e, side="right")) - 1
+            if starts[k] > s:
+                e = int(starts[k])
+        out.append((s, e))
+        if e >= n:
+            return out
+        j = int(np.searchsorted(starts, e - stride, side="left"))
+        nxt = int(starts[j]) if j < starts.size else e
+        s = nxt if s < nxt < e else e
+
+
+def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None,
+           label2id: dict[str, int] | None, max_length: int, stride: int, bos_id: int, eos_id: int,
+           batch: int = 512) -> list[Window]:
+    """Encode word lists (and optional IOB2 tags) into windows; see the module docstring."""
+    out: list[Window] = []
+    cap = max_length - 2
+    for lo in range(0, len(sentences), batch):
+        chunk = [list(ws) for ws in sentences[lo:lo + batch]]
+        live = [k for k, ws in enumerate(chunk) if ws]
+        encs = tok.encode_batch([chunk[k] for k in live], is_pretokenized=True, add_special_tokens=False)
+        for k, enc in zip(live, encs):
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            wids = np.asarray([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
+            keep = wids >= 0
+            ids, wids = ids[keep], wids[keep]
+            if ids.size == 0:
+                continue
+            first = np.diff(wids, prepend=-1) != 0
+            gold = np.full(ids.size, IGNORE, dtype=np.int64)
+            if tags is not None and label2id is not None:
+                sent_tags = tags[lo + k]
+                gold[first] = [label2id[sent_tags[w]] for w in wids[first]]
+            for s, e in word_windows(wids, cap, stride):
+                w_first = first[s:e]
+                out.append(Window(
+                    ids=np.concatenate(([bos_id], ids[s:e], [eos_id])).astype(np.int64),
+                    labels=np.concatenate(([IGNORE], np.where(w_first, gold[s:e], IGNORE), [IGNORE])),
+                    first=np.concatenate(([False], w_first, [False])),
+                ))
+    return out
+
+
+def batches(windows: Sequence[Window], batch_size: int, pad_id: int, rng: random.Random | None,
+            ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    """Length-bucketed, shuffled batches: similar lengths together waste little padding.
+
+    Yields ``(window indices, tensors)``; ``rng=None`` keeps a fixed order (evaluation).
+    """
+    order = sorted(range(len(windows)), key=lambda i: (windows[i].ids.size, i))
+    groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(groups)
+    for g in groups:
+        yield g, collate([windows[i] for i in g], pad_id)
+
+
+def collate(ws: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(w.ids.size for w in ws)
+    ids = np.full((len(ws), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ws), width), dtype=np.int64)
+    labels = np.full((len(ws), width), IGNORE, dtype=np.int64)
+    first = np.zeros((len(ws), width), dtype=bool)
+    for r, w in enumerate(ws):
+        n = w.ids.size
+        ids[r, :n], mask[r, :n], labels[r, :n], first[r, :n] = w.ids, 1, w.labels, w.first
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+            "labels": torch.from_numpy(labels), "first": torch.from_numpy(first)}

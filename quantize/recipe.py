@@ -1,0 +1,304 @@
+"""The recipe: one small TOML file that fully determines a bundle build.
+
+Why a recipe and not command-line flags: every shipped bundle must be rebuildable by one
+command, and a reviewer must be able to read *what* was built from a file kept in the repo.
+Unknown keys are errors (a typo must not silently fall back to a default), and relative paths
+resolve against ``root`` (itself relative to the recipe file), so ``recipes/x.toml`` with
+``root = ".."`` can name data as ``../shared/data/...`` exactly as the project README does.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import RecipeError
+
+#: Student size presets: (layers, hidden, heads, intermediate).
+STUDENT_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 128, 2, 512),
+    "small": (4, 256, 4, 1024),
+    "medium": (6, 384, 6, 1536),
+}
+FAMILIES = ("bert", "xlm-roberta")
+
+
+@dataclass
+class Language:
+    bcp47: str = ""
+    iso639_3: str = ""
+    name: str = ""
+    scripts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Taxonomy:
+    name: str = ""
+    file: str = ""  # fine<TAB>coarse TSV; '#' comments
+    types: list[str] = field(default_factory=list)  # inline alternative to `file`
+    coarse: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Data:
+    train: list[str] = field(default_factory=list)
+    eval: str = ""
+    eval_split: str = "dev"
+    dataset: str = ""  # human name of the eval dataset for the manifest
+    format: str = "auto"  # auto | conll | jsonl
+    scheme: str = "auto"  # auto | iob2 | iob1 | bilou | iobes | io
+    max_train_sentences: int = 0  # 0 = all
+    max_eval_sentences: int = 0
+    unlabelled: list[str] = field(default_factory=list)  # .txt (a sentence per line), .conll, .jsonl
+    max_unlabelled_sentences: int = 0
+
+
+@dataclass
+class Source:
+    name: str = ""
+    licence: str = ""
+    citation: str = ""
+    url: str = ""
+    source: str = ""
+
+
+@dataclass
+class Teacher:
+    path: str = ""  # local HF folder of a fine-tuned token classifier; empty: train one here
+    family: str = "bert"  # bert (WordPiece) | xlm-roberta (Unigram), when training
+    vocab_size: int = 8000
+    lowercase: bool = False
+    layers: int = 4
+    hidden: int = 256
+    heads: int = 4
+    intermediate: int = 1024
+    dropout: float = 0.1
+    epochs: float = 3.0
+    max_steps: int = 0  # 0 = epochs decide
+    batch_size: int = 16
+    learning_rate: float = 5e-4
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_minutes: float = 0.0  # 0 = no time cap
+
+
+@dataclass
+class Trim:
+    enabled: bool = True
+    chars: str = "corpus"  # corpus: single characters seen in the corpus; all: every one in the vocab
+    include_eval: bool = False  # also keep pieces only the eval text uses (not the default: honest)
+
+
+@dataclass
+class Student:
+    size: str = "tiny"
+    layers: int = 0  # 0 = from `size`
+    hidden: int = 0
+    heads: int = 0
+    intermediate: int = 0
+    init: str = "teacher"  # teacher | random
+    layer_map: list[int] = field(default_factory=list)  # teacher layer per student layer
+    temperature: float = 2.0
+    alpha: float = 0.5  # weight of gold cross-entropy; 1 - alpha goes to the distillation loss
+    dropout: float = 0.1
+    epochs: float = 3.0
+    max_steps: int = 0
+    batch_size: int = 16
+    learning_rate: float = 5e-4
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_minutes: float = 0.0
+
+    def shape(self) -> tuple[int, int, int, int]:
+        if self.size not in STUDENT_SIZES:
+            raise RecipeError(f"student.size must be one of {', '.join(STUDENT_SIZES)}, not {self.size!r}")
+        base = STUDENT_SIZES[self.size]
+        return (self.layers or base[0], self.hidden or base[1], self.heads or base[2],
+                self.intermediate or base[3])
+
+
+@dataclass
+class Runtime:
+    max_length: int = 128
+    stride: int = 32
+    aggregation: str = "first"
+    threshold: float = 0.0
+
+
+@dataclass
+class Export:
+    opset: int = 18
+    exporter: str = "optimum"  # optimum | torch (the fallback, forced)
+
+
+@dataclass
+class Quantization:
+    preset: str = "avx2"  # avx2 | avx512_vnni | arm64
+    weight_type: str = ""  # int8 | uint8; empty = the preset's
+    per_channel: bool | None = None  # None = the preset's
+    optimize: str = "basic"  # none | basic | transformer (ORT graph optimisation before quantizing)
+
+
+@dataclass
+class Evaluation:
+    threads: int = 1
+    speed_sentences: int = 200
+
+
+@dataclass
+class Recipe:
+    """A parsed recipe; ``path`` is the file, ``root`` the folder relative paths start from."""
+
+    name: str
+    version: str
+    path: Path
+    root: Path
+    seed: int = 13
+    threads: int = 0  # torch/ORT threads for the build; 0 = auto (idle cores, at least 1)
+    demo: bool = False
+    licence: str = ""
+    description: str = ""
+    output: str = "bundles"  # parent folder of the bundle, relative to root
+    work: str = ""  # work folder, relative to root; default .work/<name>
+    language: Language = field(default_factory=Language)
+    taxonomy: Taxonomy = field(default_factory=Taxonomy)
+    data: Data = field(default_factory=Data)
+    training_data: list[Source] = field(default_factory=list)
+    teacher: Teacher = field(default_factory=Teacher)
+    trim: Trim = field(default_factory=Trim)
+    student: Student = field(default_factory=Student)
+    runtime: Runtime = field(default_factory=Runtime)
+    export: Export = field(default_factory=Export)
+    quantization: Quantization = field(default_factory=Quantization)
+    evaluation: Evaluation = field(default_factory=Evaluation)
+
+    def resolve(self, p: str) -> Path:
+        """A recipe path as an absolute path (relative ones start at ``root``)."""
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (self.root / q).resolve()
+
+
+_SECTIONS: dict[str, type] = {
+    "language": Language, "taxonomy": Taxonomy, "data": Data, "teacher": Teacher, "trim": Trim,
+    "student": Student, "runtime": Runtime, "export": Export, "quantization": Quantization,
+    "evaluation": Evaluation,
+}
+_TOP = {"name": str, "version": str, "seed": int, "threads": int, "demo": bool, "licence": str, "description": str,
+        "output": str, "work": str, "root": str}
+_CHOICES = {
+    ("data", "format"): ("auto", "conll", "jsonl"),
+    ("data", "scheme"): ("auto", "iob2", "iob1", "bilou", "iobes", "io"),
+    ("teacher", "family"): FAMILIES,
+    ("trim", "chars"): ("corpus", "all"),
+    ("student", "init"): ("teacher", "random"),
+    ("student", "size"): tuple(STUDENT_SIZES),
+    ("runtime", "aggregation"): ("first", "average", "max"),
+    ("export", "exporter"): ("optimum", "torch"),
+    ("quantization", "preset"): ("avx2", "avx512_vnni", "arm64"),
+    ("quantization", "weight_type"): ("", "int8", "uint8"),
+    ("quantization", "optimize"): ("none", "basic", "transformer"),
+}
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and check a recipe file; every problem is a one-line :class:`RecipeError`."""
+    rpath = Path(path).expanduser().resolve()
+    if not rpath.is_file():
+        raise RecipeError(f"{rpath}: recipe not found")
+    try:
+        raw = tomllib.loads(rpath.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{rpath}: not valid TOML ({exc})") from None
+    return parse_recipe(raw, rpath)
+
+
+def parse_recipe(raw: Mapping[str, Any], rpath: Path) -> Recipe:
+    """Build a :class:`Recipe` from an already parsed TOML table (tests build recipes in code)."""
+    where = str(rpath)
+    top: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+    sources: list[Source] = []
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise RecipeError(f"{where}: [{key}] must be a table")
+            sections[key] = _section(where, key, _SECTIONS[key], value)
+        elif key == "training_data":
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise RecipeError(f"{where}: training_data must be an array of tables ([[training_data]])")
+            sources = [_section(where, "training_data", Source, v) for v in value]
+        elif key in _TOP:
+            top[key] = _coerce(where, key, value, _TOP[key])
+        else:
+            raise RecipeError(f"{where}: unknown key {key!r}")
+    for req in ("name", "version"):
+        if not top.get(req):
+            raise RecipeError(f"{where}: required key {req!r} is missing")
+    name = top["name"]
+    if "/" in name or "\\" in name or name.startswith(".") or not name.strip():
+        raise RecipeError(f"{where}: name {name!r} must be a plain folder name")
+    root = (rpath.parent / top.pop("root", ".")).resolve()
+    recipe = Recipe(path=rpath, root=root, training_data=sources, **top, **sections)
+    _check(recipe)
+    return recipe
+
+
+def _section(where: str, name: str, cls: type, table: Mapping[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise RecipeError(f"{where}: unknown key {key!r} in [{name}] (known: {', '.join(fields)})")
+        default = _default(fields[key])
+        if name == "data" and key == "train" and isinstance(value, str):
+            value = [value]
+        kwargs[key] = _coerce(where, f"{name}.{key}", value, type(default) if default is not None else None)
+        choices = _CHOICES.get((name, key))
+        if choices and kwargs[key] not in choices:
+            raise RecipeError(f"{where}: {name}.{key} must be one of {', '.join(map(repr, choices))}, "
+                              f"not {kwargs[key]!r}")
+    return cls(**kwargs)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _coerce(where: str, key: str, value: Any, kind: type | None) -> Any:
+    if kind is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise RecipeError(f"{where}: {key} must be {kind.__name__}, not {type(value).__name__} ({value!r})")
+
+
+def _check(r: Recipe) -> None:
+    where = str(r.path)
+    if not r.language.bcp47:
+        raise RecipeError(f"{where}: language.bcp47 is required")
+    if not r.taxonomy.name:
+        raise RecipeError(f"{where}: taxonomy.name is required")
+    if not r.data.train:
+        raise RecipeError(f"{where}: data.train must list at least one file")
+    if not r.data.eval:
+        raise RecipeError(f"{where}: data.eval (the evaluation split) is required")
+    rt = r.runtime
+    if rt.max_length < 8 or not 0 <= rt.stride < rt.max_length // 2:
+        raise RecipeError(f"{where}: runtime.max_length must be ≥ 8 and 0 ≤ stride < max_length/2")
+    r.student.shape()  # validates the size name
+    layers, hidden, heads, _ = r.student.shape()
+    if hidden % heads:
+        raise RecipeError(f"{where}: student hidden size {hidden} is not divisible by heads {heads}")
+    if r.teacher.hidden % r.teacher.heads:
+        raise RecipeError(f"{where}: teacher hidden size is not divisible by its heads")
+    if r.student.layer_map and len(r.student.layer_map) != layers:
+        raise RecipeError(f"{where}: student.layer_map has {len(r.student.layer_map)} entries "
+                          f"for {layers} student layers")
+    if not 0.0 <= r.student.alpha <= 1.0 or r.student.temperature <= 0:
+        raise RecipeError(f"{where}: student.alpha must be in [0, 1] and temperature > 0")
