@@ -19,6 +19,8 @@ from .bundle import MANIFEST, Bundle, iter_bundle_dirs, open_bundle, read_manife
 from .errors import BundleError, BundleNotFound, EdgeFinerError
 
 ENV_VAR = "EDGE_FINER_BUNDLES"
+#: Set to 0 to ignore the bundles shipped with the package (only your own are then found).
+SHIPPED_ENV_VAR = "EDGE_FINER_SHIPPED"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar")
 
 
@@ -59,6 +61,8 @@ def shipped_dir() -> Path | None:
     ``bundles/`` folder of a source checkout."""
     import importlib.util
 
+    if os.environ.get(SHIPPED_ENV_VAR, "1").strip().lower() in ("0", "no", "false", "off"):
+        return None
     spec = importlib.util.find_spec("edge_finer_bundles")
     if spec is not None and spec.submodule_search_locations:
         for loc in spec.submodule_search_locations:

@@ -38,6 +38,7 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("EDGE_FINER_BUNDLES", raising=False)
+    monkeypatch.setenv("EDGE_FINER_SHIPPED", "0")  # tests of shipped bundles turn them back on
     from edge_finer.annotator import clear_cache
 
     clear_cache()
