@@ -438,13 +438,11 @@ def build(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished stages in the work folder."),
 ) -> None:
     """Build a bundle from a recipe (needs the 'build' extra)."""
-    try:
-        from quantize.build import run_recipe
-    except ImportError as exc:
-        raise EdgeFinerError(
-            f"the build pipeline needs the build extra ({exc.name or exc} is missing): "
-            "pip install 'edge-finer[build]'"
-        ) from None
+    from quantize import require_build_dependencies
+
+    require_build_dependencies()
+    from quantize.build import run_recipe
+
     path = run_recipe(recipe, work_dir=work, out_dir=out, resume=resume)
     typer.echo(f"bundle written to {path}")
 

@@ -18,4 +18,25 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from .errors import BuildError, DataError, RecipeError, TeacherError  # noqa: E402
 
-__all__ = ["BuildError", "DataError", "RecipeError", "TeacherError"]
+#: Import names the pipeline needs beyond the runtime, and the distribution providing each.
+BUILD_DEPENDENCIES = {"torch": "torch==2.13.0", "transformers": "transformers", "optimum": "optimum-onnx",
+                      "onnx": "onnx", "seqeval": "seqeval"}
+
+
+def require_build_dependencies() -> None:
+    """Fail with one line naming what to install when the ``build`` extra is missing.
+
+    Checked up front (without importing the heavy modules) so that a runtime-only install gets
+    an instruction, not a traceback from deep inside a stage.
+    """
+    import importlib.util
+
+    missing = [dist for mod, dist in BUILD_DEPENDENCIES.items() if importlib.util.find_spec(mod) is None]
+    if missing:
+        raise BuildError(
+            f"the build pipeline needs the 'build' extra (missing: {', '.join(missing)}); install it "
+            "with: pip install torch==2.13.0 && pip install 'edge-finer[build]'"
+        )
+
+
+__all__ = ["BuildError", "DataError", "RecipeError", "TeacherError", "require_build_dependencies"]

@@ -26,9 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from edge_finer.errors import EdgeFinerError
 
-    from .build import run_recipe
+    from . import require_build_dependencies
 
     try:
+        require_build_dependencies()
+        from .build import run_recipe
+
         path = run_recipe(args.recipe, work_dir=args.work, out_dir=args.out, resume=args.resume)
     except EdgeFinerError as exc:
         print(f"error: {exc}", file=sys.stderr)

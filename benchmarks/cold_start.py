@@ -1,0 +1,96 @@
+"""Cold start and peak memory of one-shot annotation, against the import floor, in one run.
+
+What a field linguist feels is "type the command, see the entities": process start to first
+entity.  This measures, interleaved and repeated (median reported):
+- floor: ``python -c "import onnxruntime, tokenizers, numpy"`` (nothing of ours);
+- cli:   ``edge-finer annotate --text ... --bundle B -f jsonl`` (checked to print an entity line);
+- api:   ``python -c "from edge_finer import Annotator; Annotator.load(B).annotate(...)"``;
+each under ``/usr/bin/time -v`` for wall time and peak RSS.
+
+    python -m benchmarks.cold_start [--bundle NAME] [--text T] [--repeats 7]
+
+Writes ``benchmarks/results/cold_start.json`` and ``.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+TIME = "/usr/bin/time"
+
+
+def timed(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in KiB, and stdout of one run of ``cmd``."""
+    proc = subprocess.run([TIME, "-v", *cmd], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+(?:\.\d+)?)", proc.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    assert wall and rss, proc.stderr
+    return float(wall.group(1) or 0) * 60 + float(wall.group(2)), int(rss.group(1)), proc.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", default=None, help="bundle name [default: the first in bundles/index.json]")
+    ap.add_argument("--text", default=None)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    if not Path(TIME).exists():
+        sys.exit("needs GNU time at /usr/bin/time (apt-get install time)")
+    index = json.loads((ROOT / "bundles" / "index.json").read_text())
+    name = args.bundle or index["bundles"][0]["name"]
+    text = args.text or "Barack Obama visited the Louvre in Paris with Angela Merkel."
+    exe = shutil.which("edge-finer")
+    cli = [exe] if exe else [sys.executable, str(ROOT / "cli.py")]
+    systems = {
+        "floor": [sys.executable, "-c", "import onnxruntime, tokenizers, numpy"],
+        "cli": [*cli, "annotate", "--text", text, "--bundle", name, "-f", "jsonl", "--threads", "1"],
+        "api": [sys.executable, "-c", "import sys; from edge_finer import Annotator; "
+                f"e = Annotator.load({name!r}, threads=1).annotate(sys.argv[1]); print(len(e))", text],
+    }
+    runs: dict[str, list[tuple[float, int]]] = {k: [] for k in systems}
+    for k, cmd in systems.items():  # warm the page cache once
+        timed(cmd)
+    for _ in range(args.repeats):
+        for k, cmd in systems.items():
+            wall, rss, out = timed(cmd)
+            if k == "cli":
+                assert json.loads(out.splitlines()[0])["text"] == text
+            runs[k].append((wall, rss))
+    summary = {k: {"wall_s_median": statistics.median(w for w, _ in v),
+                   "peak_rss_mib_median": statistics.median(r for _, r in v) / 1024,
+                   "runs": v} for k, v in runs.items()}
+    floor = summary["floor"]["wall_s_median"]
+    for k in ("cli", "api"):
+        summary[k]["over_floor_ms"] = 1000 * (summary[k]["wall_s_median"] - floor)
+    from benchmarks.shipped import machine
+
+    result = {"bundle": name, "text": text, "repeats": args.repeats, "threads": 1, "machine": machine(),
+              "results": summary}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cold_start.json").write_text(json.dumps(result, indent=2))
+    md = [f"# Cold start: process start to first entity ({name})", "",
+          f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores. "
+          f"Median of {args.repeats} interleaved runs under `/usr/bin/time -v`; one onnxruntime thread.", "",
+          "| command | wall (s) | over floor (ms) | peak RSS (MiB) |", "|---|---|---|---|"]
+    for k, label in (("floor", "python -c 'import onnxruntime, tokenizers, numpy'"),
+                     ("cli", "edge-finer annotate --text ..."), ("api", "Annotator.load(...).annotate(...)")):
+        s = summary[k]
+        over = f"{s['over_floor_ms']:.0f}" if "over_floor_ms" in s else "–"
+        md.append(f"| `{label}` | {s['wall_s_median']:.3f} | {over} | {s['peak_rss_mib_median']:.1f} |")
+    (RESULTS / "cold_start.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
