@@ -45,12 +45,12 @@ def machine() -> dict:
             "onnxruntime": onnxruntime.__version__, "platform": platform.platform()}
 
 
-def dataset_dir(manifest: dict) -> Path:
-    """The shared-data folder a bundle was trained from (recorded by the build)."""
-    ev = manifest.get("evaluation", {})
-    path = ev.get("data_dir") or str(Path(ev["eval_file"]).parent)
-    p = Path(path)
-    return p if p.is_absolute() else (ROOT / p).resolve()
+def dataset_dir(name: str) -> Path:
+    """The shared-data folder holding the dev split a bundle was scored on: its recipe says."""
+    from quantize.recipe import load_recipe
+
+    r = load_recipe(ROOT / "recipes" / f"{name}.toml")
+    return Path(r.resolve(r.data.eval)).parent
 
 
 def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int) -> dict:
@@ -61,7 +61,7 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int) -> dict:
 
     ann = Annotator.load(name, threads=1)
     manifest = dict(ann.bundle.manifest)
-    data = dataset_dir(manifest)
+    data = dataset_dir(name)
     dev = read_conll(data / "dev.conll")
     texts, grids = zip(*(gold_text(toks) for toks, _ in dev))
     found = ann.annotate_batch(list(texts))
