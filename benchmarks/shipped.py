@@ -1,6 +1,6 @@
 """Figures for every shipped bundle, side by side with the spaCy peer, in one run.
 
-For each bundle in ``bundles/index.json`` (or those named on the command line):
+For each non-demo bundle in ``bundles/index.json`` (or those named on the command line):
 - int8 student F1 on the dev split, recomputed through the runtime (seqeval strict IOB2 on the
   gold token grid), per type and overall; the build's teacher fp32 / student fp32 / int8 figures
   are taken from the manifest, which the recipe build computed the same way;
@@ -142,7 +142,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--spacy-steps", type=int, default=6000)
     args = ap.parse_args()
-    names = args.names or [b["name"] for b in json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]]
+    index = json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]
+    names = args.names or [b["name"] for b in index if not b.get("demo")]
     mach = machine()
     results = [bench_bundle(n, args.work, args.repeats, args.spacy_steps) for n in names]
     RESULTS.mkdir(parents=True, exist_ok=True)
