@@ -21,7 +21,7 @@ from edge_finer.bundle import write_bundle
 from edge_finer.pretokenize import PRETOKENIZER
 from edge_finer.version import __version__ as EDGE_FINER_VERSION
 
-from .data import (Sentence, check_types, read_annotated, read_unlabelled, to_model_words, types_in)
+from .data import (Sentence, check_types, drop_types, read_annotated, read_unlabelled, to_model_words, types_in)
 from .errors import BuildError, DataError, RecipeError, TeacherError
 from .progress import Reporter
 from .recipe import Recipe, load_recipe
@@ -128,6 +128,9 @@ class Build:
         for p in r.data.train:
             train += read_annotated(r.resolve(p), r.data.format, r.data.scheme)
         evals = read_annotated(r.resolve(r.data.eval), r.data.format, r.data.scheme)
+        if r.data.drop_types:
+            dropped = drop_types(train, r.data.drop_types) + drop_types(evals, r.data.drop_types)
+            self.rep.note(f"{dropped} tags of types {sorted(r.data.drop_types)} set to O (recipe drop_types)")
         for what, allowed in ((f"the taxonomy {r.taxonomy.name!r}", set(fine) if fine else None),
                               ("the teacher's labels", teacher_types)):
             check_types(train, allowed, what)

@@ -314,6 +314,22 @@ def check_types(sentences: Iterable[Sentence], allowed: set[str] | None, what: s
                                 f"{what} ({known})")
 
 
+def drop_types(sentences: list[Sentence], types: Iterable[str]) -> int:
+    """Turn tags of ``types`` into ``O`` in place; returns how many tags changed.
+
+    Why: real corpora carry stray annotation errors (IL-NER Odia dev has a tag ``B-'``); a recipe
+    names such types explicitly rather than the reader guessing, and the build reports the count.
+    """
+    gone = set(types)
+    changed = 0
+    for s in sentences:
+        for k, tag in enumerate(s.tags):
+            if tag != "O" and tag[2:] in gone:
+                s.tags[k] = "O"
+                changed += 1
+    return changed
+
+
 def to_model_words(s: Sentence) -> Sentence:
     """Re-split gold tokens into the runtime's words, carrying tags over (parity rule).
 

@@ -53,6 +53,7 @@ class Data:
     max_eval_sentences: int = 0
     unlabelled: list[str] = field(default_factory=list)  # .txt (a sentence per line), .conll, .jsonl
     max_unlabelled_sentences: int = 0
+    drop_types: list[str] = field(default_factory=list)  # stray annotation types turned into O
 
 
 @dataclass

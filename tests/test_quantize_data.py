@@ -137,3 +137,11 @@ def test_resplit_follows_the_runtime_word_splitter() -> None:
 def test_unlabelled_text(tmp_path: Path) -> None:
     p = _write(tmp_path, "u.txt", "Ravi went home.\n\n  \nनमस्ते दुनिया\n")
     assert read_unlabelled(p) == [["Ravi", "went", "home", "."], ["नमस्ते", "दुनिया"]]
+
+
+def test_drop_types_turns_stray_tags_into_o() -> None:
+    from quantize.data import Sentence, drop_types
+
+    sents = [Sentence(["a", "b", "c"], ["B-'", "B-PER", "I-PER"]), Sentence(["d"], ["O"])]
+    assert drop_types(sents, ["'"]) == 1
+    assert sents[0].tags == ["O", "B-PER", "I-PER"]
