@@ -23,6 +23,7 @@ from .entity import Entity
 from .errors import BundleError, EdgeFinerError
 from .pretokenize import _WORD
 from .segment import iter_sentences
+from .windows import owned_windows
 
 #: Sentences handed to the model per internal chunk: bounds memory on huge inputs while
 #: keeping batches full.
@@ -221,7 +222,7 @@ class Annotator:
             keep = wids >= 0
             if not keep.all():
                 ids, wids = ids[keep], wids[keep]
-            for s, e, lo, hi in self._windows(wids):
+            for s, e, lo, hi in owned_windows(wids, self.max_tokens, self.stride):
                 if s > 0 and wids[s - 1] == wids[s]:
                     # The window opens inside a word longer than a window: its first token is
                     # not that word's first subword, so this window must not label the word.
@@ -245,39 +246,6 @@ class Annotator:
         rows = np.zeros((n, len(self.scheme.labels)), dtype=np.float32)
         rows[:, self.scheme.labels.index("O")] = 1.0
         return rows
-
-    def _windows(self, wids: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Cut a sentence's tokens into ``(start, end, own_from, own_to)`` windows.
-
-        Windows end on word boundaries and overlap by about ``stride`` tokens; each word is
-        owned by the window in which it sits farther from an edge, so every word is predicted
-        exactly once and with context on both sides.
-        """
-        n = int(wids.size)
-        cap = self.max_tokens
-        if n <= cap:
-            return [(0, n, 0, n)]
-        starts = np.flatnonzero(np.diff(wids, prepend=-1) != 0)  # first token of every word
-        spans_: list[tuple[int, int]] = []
-        s = 0
-        while True:
-            e = min(s + cap, n)
-            if e < n:
-                k = int(np.searchsorted(starts, e, side="right")) - 1
-                if starts[k] > s:
-                    e = int(starts[k])
-            spans_.append((s, e))
-            if e >= n:
-                break
-            j = int(np.searchsorted(starts, e - self.stride, side="left"))
-            nxt = int(starts[j]) if j < starts.size else e
-            s = nxt if s < nxt <= e else e
-        out = []
-        for i, (s, e) in enumerate(spans_):
-            lo = 0 if i == 0 else _mid_boundary(starts, spans_[i][0], spans_[i - 1][1])
-            hi = n if i == len(spans_) - 1 else _mid_boundary(starts, spans_[i + 1][0], e)
-            out.append((s, e, lo, hi))
-        return out
 
     def _batches(self, windows: list[Any]) -> Iterator[list[Any]]:
         # Longest first and similar lengths together: padding waste is what costs here.
@@ -315,15 +283,6 @@ class Annotator:
             etype = self.scheme.types[label_index]
             ents.append(Entity(start, stop, text[start:stop], etype, self.coarse[etype], round(score, 6)))
         return ents
-
-
-def _mid_boundary(starts: np.ndarray, overlap_from: int, overlap_to: int) -> int:
-    """A word boundary near the middle of an overlap ``[overlap_from, overlap_to)``."""
-    mid = (overlap_from + overlap_to) // 2
-    j = int(np.searchsorted(starts, mid, side="left"))
-    if j >= starts.size or starts[j] >= overlap_to:
-        return overlap_from if overlap_from < overlap_to else overlap_to
-    return int(starts[j])
 
 
 def clear_cache() -> None:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from edge_finer.windows import word_windows
+
 IGNORE = -100
 
 
@@ -27,28 +29,6 @@ class Window:
     ids: np.ndarray  # int64 [T]
     labels: np.ndarray  # int64 [T]; IGNORE where no gold (non-first subword, special, unlabelled)
     first: np.ndarray  # bool [T]; first subword of a word
-
-
-def word_windows(wids: np.ndarray, cap: int, stride: int) -> list[tuple[int, int]]:
-    """``(start, end)`` token ranges of at most ``cap`` tokens, ending on word starts when they can."""
-    n = int(wids.size)
-    if n <= cap:
-        return [(0, n)]
-    starts = np.flatnonzero(np.diff(wids, prepend=-1) != 0)
-    out = []
-    s = 0
-    while True:
-        e = min(s + cap, n)
-        if e < n:
-            k = int(np.searchsorted(starts, e, side="right")) - 1
-            if starts[k] > s:
-                e = int(starts[k])
-        out.append((s, e))
-        if e >= n:
-            return out
-        j = int(np.searchsorted(starts, e - stride, side="left"))
-        nxt = int(starts[j]) if j < starts.size else e
-        s = nxt if s < nxt < e else e
 
 
 def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None,

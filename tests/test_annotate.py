@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from edge_finer import annotator as annotator_mod
 from edge_finer.annotator import Annotator
 from edge_finer.bundle import open_bundle
+from edge_finer.windows import owned_windows
 from edge_finer.decoding import LabelScheme, aggregate, decode, spans, viterbi
 from edge_finer.entity import Entity
 from edge_finer.errors import EdgeFinerError
@@ -358,7 +359,7 @@ def test_entity_across_window_edges_is_found_once(window_annotators, wide_annota
             assert [(e.start, e.end, e.text, e.label) for e in expected] == [
                 (start, start + len(entity), entity, label)]
         for ann in window_annotators:
-            assert len(ann._windows(_wids(ann, text))) > 1, "the sentence must need several windows"
+            assert len(owned_windows(_wids(ann, text), ann.max_tokens, ann.stride)) > 1, "the sentence must need several windows"
             got = ann.annotate(text)
             assert got == expected, (ann.bundle.name, position)
 
@@ -404,7 +405,7 @@ def test_windows_tile_the_sentence(word_sizes, geometry):
     ann.max_tokens, ann.stride = max_length - 2, stride
     wids = np.repeat(np.arange(len(word_sizes)), word_sizes).astype(np.int64)
     n = int(wids.size)
-    windows = ann._windows(wids)
+    windows = owned_windows(wids, ann.max_tokens, ann.stride)
     owned = 0
     for s, e, lo, hi in windows:
         assert 0 <= s < e <= n and e - s <= ann.max_tokens

@@ -7,7 +7,8 @@ import torch
 from rich.console import Console
 
 from quantize.distill import distill, teacher_logits
-from quantize.encode import encode, word_windows
+from edge_finer.windows import word_windows
+from quantize.encode import encode
 from quantize.progress import Reporter
 from quantize.student import default_layer_map, init_student, projection, student_config
 from quantize.teacher import make_config, model_classes
