@@ -140,12 +140,12 @@ def annotate(
 
     from edge_finer.annotator import Annotator
 
-    annotator = Annotator.load(bundle, lang=lang if not bundle else None, taxonomy=taxonomy,
-                               threads=threads, arena=not low_memory,
-                               aggregation=aggregation.value if aggregation else None,
-                               threshold=threshold) if (bundle or lang) else _only_bundle(
-        threads=threads, arena=not low_memory, aggregation=aggregation.value if aggregation else None,
-        threshold=threshold)
+    opts = dict(threads=threads, arena=not low_memory, threshold=threshold,
+                aggregation=aggregation.value if aggregation else None)
+    if bundle or lang:  # an explicit --bundle wins over --lang
+        annotator = Annotator.load(bundle, lang=None if bundle else lang, taxonomy=taxonomy, **opts)
+    else:
+        annotator = _only_bundle(**opts)
     annotator.warm_up()
     failed = _annotate_sources(annotator, sources, fmt_name, granularity.value, output, force,
                                encoding, errors.value)
