@@ -9,7 +9,6 @@ network may opt out with ``pytestmark = pytest.mark.allow_network``.
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from netguard import block_network  # noqa: E402
 from tiny_bundle import make_tiny_bundle  # noqa: E402
 
 
@@ -46,10 +46,6 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     clear_cache()
 
 
-class NetworkBlocked(RuntimeError):
-    """Raised when code under test tries to open a network connection."""
-
-
 @pytest.fixture(autouse=True)
 def no_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Make any attempt to open an internet socket fail loudly.
@@ -60,19 +56,7 @@ def no_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     if request.node.get_closest_marker("allow_network"):
         yield
         return
-    real = socket.socket
-
-    class GuardedSocket(real):  # type: ignore[misc, valid-type]
-        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):  # noqa: A002
-            if fileno is None and family != getattr(socket, "AF_UNIX", object()):
-                raise NetworkBlocked(f"network socket (family {family}) opened during a test")
-            super().__init__(family, type, proto, fileno)
-
-    def refuse(*args, **kwargs):
-        raise NetworkBlocked(f"network connection attempted during a test: {args!r}")
-
-    monkeypatch.setattr(socket, "socket", GuardedSocket)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    block_network(monkeypatch, "a test")
     yield
 
 

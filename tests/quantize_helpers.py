@@ -188,31 +188,15 @@ speed_sentences = 20
 '''
 
 
-class NetworkUsed(RuntimeError):
-    """A build tried to open an internet socket."""
-
-
 def offline():
     """Context manager refusing internet sockets (module-scoped builds run outside the
     per-test guard of conftest.py, so they bring their own)."""
-    import socket
-
     import pytest
 
+    from netguard import block_network
+
     mp = pytest.MonkeyPatch()
-    real = socket.socket
-
-    class GuardedSocket(real):  # type: ignore[misc, valid-type]
-        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):  # noqa: A002
-            if fileno is None and family != getattr(socket, "AF_UNIX", object()):
-                raise NetworkUsed(f"network socket (family {family}) opened during a build")
-            super().__init__(family, type, proto, fileno)
-
-    def refuse(*args, **kwargs):
-        raise NetworkUsed(f"network connection attempted during a build: {args!r}")
-
-    mp.setattr(socket, "socket", GuardedSocket)
-    mp.setattr(socket, "create_connection", refuse)
+    block_network(mp, "a build")
     return _Undo(mp)
 
 

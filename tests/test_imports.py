@@ -140,7 +140,7 @@ def test_static_check_catches_a_forbidden_import(tmp_path: Path):
 def test_network_is_blocked_during_tests():
     import socket
 
-    from conftest import NetworkBlocked
+    from netguard import NetworkBlocked
 
     with pytest.raises(NetworkBlocked):
         socket.create_connection(("192.0.2.1", 80), timeout=0.01)
@@ -157,7 +157,7 @@ def test_network_is_blocked_during_tests():
 def test_allow_network_marker_opts_out():
     import socket
 
-    from conftest import NetworkBlocked
+    from netguard import NetworkBlocked
 
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # creating is allowed; nothing connects
     s.close()
