@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TextIO
 
 from edge_finer.pretokenize import words as split_to_words, split_words
 
@@ -140,11 +140,7 @@ def read_conll(path: Path, scheme: str = "auto") -> list[Sentence]:
     toks: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
-    try:
-        fh = open(path, encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    with fh:
+    with _open_text(path) as fh:
         try:
             for n, line in enumerate(fh, 1):
                 line = line.rstrip("\r\n")
@@ -194,11 +190,7 @@ def read_jsonl(path: Path, scheme: str = "auto") -> list[Sentence]:
     is cut into words by the runtime's splitter and a word belongs to every span it overlaps.
     """
     out: list[Sentence] = []
-    try:
-        fh = open(path, encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    with fh:
+    with _open_text(path) as fh:
         try:
             for n, line in enumerate(fh, 1):
                 if not line.strip():
@@ -300,6 +292,14 @@ def read_unlabelled(path: Path, fmt: str = "auto") -> list[list[str]]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     return out
+
+
+def _open_text(path: Path) -> TextIO:
+    """A data file opened as UTF-8 (a BOM tolerated), or one clear error naming it."""
+    try:
+        return open(path, encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def check_types(sentences: Iterable[Sentence], allowed: set[str] | None, what: str) -> None:
