@@ -99,8 +99,9 @@ def installed() -> list[Installed]:
     """Every findable bundle, earlier roots shadowing later ones with the same name."""
     seen: set[str] = set()
     found: list[Installed] = []
-    defaults = {b["name"] for b in shipped_index().get("bundles", []) if b.get("default")}
-    listed = {b["name"] for b in shipped_index().get("bundles", [])}
+    entries = shipped_index().get("bundles", [])
+    defaults = {b["name"] for b in entries if b.get("default")}
+    listed = {b["name"] for b in entries}
     for source, root in roots():
         for folder in iter_bundle_dirs(root):
             if source == "shipped" and folder.name not in listed:
