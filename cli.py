@@ -6,6 +6,7 @@ non-zero exit code (1: something failed; 2: wrong usage), never a traceback.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from enum import Enum
 from pathlib import Path
@@ -53,6 +54,16 @@ class Fmt(str, Enum):
     conll = "conll"
     brat = "brat"
     tsv = "tsv"
+
+
+class RouteMode(str, Enum):
+    document = "document"
+    sentence = "sentence"
+
+
+class DetectFmt(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
 
 
 class Granularity(str, Enum):
@@ -104,7 +115,9 @@ def annotate(
     text: Optional[str] = typer.Option(None, "--text", "-t", help="Annotate this text instead of files."),
     bundle: Optional[str] = typer.Option(None, "--bundle", "-b", help="Bundle name, folder or archive."),
     lang: Optional[str] = typer.Option(None, "--lang", "-l", help="Language code (BCP-47 or ISO 639-3)."),
-    taxonomy: Optional[str] = typer.Option(None, "--taxonomy", help="Pick the bundle of this taxonomy for --lang."),
+    taxonomy: Optional[str] = typer.Option(None, "--taxonomy", help="Prefer bundles of this taxonomy (e.g. multiconer2)."),
+    route: RouteMode = typer.Option(RouteMode.document, "--route",
+                                    help="Without --lang/--bundle: pick the bundle per document or per sentence."),
     granularity: Granularity = typer.Option(Granularity.fine, "--granularity", "-g", help="Fine types or their coarse groups."),
     fmt: Optional[Fmt] = typer.Option(None, "--format", "-f",
                                       help="Output format [default: table on a terminal, else jsonl]."),
@@ -120,20 +133,7 @@ def annotate(
     errors: ErrorPolicy = typer.Option(ErrorPolicy.strict, "--errors", help="What to do with undecodable bytes."),
 ) -> None:
     """Annotate text: files, folders, stdin or --text."""
-    from edge_finer.textio import Source, expand_inputs
-
-    if text is not None and inputs:
-        raise typer.BadParameter("give either --text or input files, not both")
-    if text is not None:
-        sources: list[Source] = [Source("<text>", None, "text", text)]
-    elif not inputs or inputs == ["-"]:
-        if sys.stdin.isatty():
-            raise typer.BadParameter("give files, '-' for stdin, or --text")
-        sources = [Source("<stdin>", None, "stdin", _read_stdin(encoding, errors.value))]
-    else:
-        if "-" in inputs:
-            raise typer.BadParameter("'-' (stdin) cannot be mixed with files")
-        sources = list(expand_inputs(inputs))
+    sources = _sources(inputs, text, encoding, errors.value)
     if output is not None and output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder")
     fmt_name = (fmt.value if fmt else ("table" if sys.stdout.isatty() and output is None else "jsonl"))
@@ -142,16 +142,104 @@ def annotate(
 
     opts = dict(threads=threads, arena=not low_memory, threshold=threshold,
                 aggregation=aggregation.value if aggregation else None)
-    if bundle or lang:  # an explicit --bundle wins over --lang
+    if bundle or lang:  # an explicit --bundle wins over --lang, and both over routing
         annotator = Annotator.load(bundle, lang=None if bundle else lang, taxonomy=taxonomy, **opts)
+        annotator.warm_up()
+        records = lambda name, text: _records(annotator, name, text)  # noqa: E731
     else:
-        annotator = _only_bundle(**opts)
-    annotator.warm_up()
-    failed = _annotate_sources(annotator, sources, fmt_name, granularity.value, output, force,
+        records = _RoutedRecords(taxonomy, route.value, opts)
+    failed = _annotate_sources(records, sources, fmt_name, granularity.value, output, force,
                                encoding, errors.value)
     if failed:
         _err(f"{failed} of {len(sources)} inputs failed (see above)")
         raise typer.Exit(1)
+
+
+@app.command()
+def detect(
+    inputs: List[str] = typer.Argument(None, metavar="[FILES|FOLDERS|-]...",
+                                       help="Files or folders to route; '-' or nothing reads stdin."),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="Route this text instead of files."),
+    route: RouteMode = typer.Option(RouteMode.document, "--route", help="One decision per document or per sentence."),
+    taxonomy: Optional[str] = typer.Option(None, "--taxonomy", help="Prefer bundles of this taxonomy."),
+    fmt: Optional[DetectFmt] = typer.Option(None, "--format", "-f",
+                                            help="Output format [default: table on a terminal, else jsonl]."),
+    evidence: bool = typer.Option(False, "--evidence", help="Include the evidence (scripts, scores, CLD3) in jsonl."),
+    no_cld3: bool = typer.Option(False, "--no-cld3", help="Do not consult CLD3 even when it is installed."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of input files."),
+    errors: ErrorPolicy = typer.Option(ErrorPolicy.strict, "--errors", help="What to do with undecodable bytes."),
+) -> None:
+    """Say which installed bundle (language) each input would be annotated with, and why."""
+    import json
+
+    from edge_finer.router import Router
+    from edge_finer.textio import read_text
+
+    sources = _sources(inputs, text, encoding, errors.value)
+    router = Router.installed(taxonomy=taxonomy, use_cld3=False if no_cld3 else None)
+    for problem in router.problems:
+        _err(f"ignored: {problem}")
+    fmt_name = fmt.value if fmt else ("table" if sys.stdout.isatty() else "jsonl")
+    rows: list[dict] = []
+    failed = 0
+    for source in sources:
+        try:
+            body = read_text(source, encoding, errors.value)
+        except InputError as exc:
+            failed += 1
+            _err(str(exc))
+            continue
+        if route == RouteMode.document:
+            pieces = [(0, len(body), router.route(body))]
+        else:
+            pieces = [(seg.start, seg.end, seg.decision) for seg in router.route_sentences(body)]
+        for start, end, decision in pieces:
+            row = {"source": source.name, "start": start, "end": end, **_routing_json(decision)}
+            if evidence:
+                row["evidence"] = decision.evidence
+            rows.append(row)
+            if fmt_name == "jsonl":
+                sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if fmt_name == "table":
+        _print_detect_table(rows, route == RouteMode.sentence)
+    if failed:
+        _err(f"{failed} of {len(sources)} inputs failed (see above)")
+        raise typer.Exit(1)
+
+
+def _print_detect_table(rows: list[dict], spans: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from edge_finer.formats import _clean
+
+    table = Table(header_style="bold")
+    cols = ["source"] + (["start", "end"] if spans else []) + ["language", "bundle", "confidence", "why"]
+    for col in cols:
+        table.add_column(col)
+    for r in rows:
+        cells = [_clean(r["source"])] + ([str(r["start"]), str(r["end"])] if spans else [])
+        cells += [r["language"], r["bundle"] or "-", f"{r['confidence']:.3f}", r.get("reason") or r["by"]]
+        table.add_row(*(Text(c) for c in cells))
+    Console().print(table)
+
+
+def _sources(inputs: Optional[List[str]], text: Optional[str], encoding: str, errors: str) -> list:
+    """The documents named on the command line: --text, stdin, or files and folders."""
+    from edge_finer.textio import Source, expand_inputs
+
+    if text is not None and inputs:
+        raise typer.BadParameter("give either --text or input files, not both")
+    if text is not None:
+        return [Source("<text>", None, "text", text)]
+    if not inputs or inputs == ["-"]:
+        if sys.stdin.isatty():
+            raise typer.BadParameter("give files, '-' for stdin, or --text")
+        return [Source("<stdin>", None, "stdin", _read_stdin(encoding, errors))]
+    if "-" in inputs:
+        raise typer.BadParameter("'-' (stdin) cannot be mixed with files")
+    return list(expand_inputs(inputs))
 
 
 def _read_stdin(encoding: str, errors: str) -> str:
@@ -165,16 +253,58 @@ def _read_stdin(encoding: str, errors: str) -> str:
         raise InputError(f"unknown encoding {encoding!r}") from None
 
 
-def _only_bundle(**opts: object):
-    """Without --bundle or --lang: the one installed bundle, or a message naming the choices."""
-    from edge_finer.annotator import Annotator
-    from edge_finer.registry import installed
+class _RoutedRecords:
+    """Records of a text annotated by the bundle the router picks, per document or per
+    sentence; each record carries the routing decision (written by the jsonl format)."""
 
-    found = installed()
-    if len(found) == 1:
-        return Annotator.load(str(found[0].path), **opts)
-    langs = ", ".join(sorted({b.language for b in found})) or "none"
-    raise EdgeFinerError(f"say which language with --lang (installed: {langs}) or pick a bundle with --bundle")
+    def __init__(self, taxonomy: Optional[str], mode: str, opts: dict) -> None:
+        from edge_finer.router import Router
+
+        self.router = Router.installed(taxonomy=taxonomy)
+        self.mode, self.opts = mode, opts
+        self.annotators: dict[str, object] = {}
+        if not self.router.candidates:
+            problems = "; ".join(self.router.problems)
+            raise EdgeFinerError("no bundles installed; install one (`edge-finer bundles install`) or pass --lang/--bundle"
+                                 + (f": {problems}" if problems else ""))
+
+    def annotator(self, decision):
+        from edge_finer.annotator import Annotator
+
+        key = str(decision.path)
+        if key not in self.annotators:
+            self.annotators[key] = Annotator.load(key, **self.opts)
+        return self.annotators[key]
+
+    def __call__(self, source_name: str, text: str) -> Iterator:
+        if self.mode == "document":
+            decision = self.router.route(text)
+            if decision.unknown:
+                raise InputError(f"{source_name}: cannot tell the language: {decision.reason}")
+            routing = _routing_json(decision)
+            for rec in _records(self.annotator(decision), source_name, text):
+                yield dataclasses.replace(rec, routing=routing)
+            return
+        from edge_finer.formats import Record
+        from edge_finer.textio import iter_lines
+
+        for number, offset, line in iter_lines(text):
+            entities, segments = [], []
+            for seg in self.router.route_sentences(line):
+                segments.append({"start": seg.start, "end": seg.end, **_routing_json(seg.decision)})
+                if seg.decision.unknown:
+                    continue
+                for e in self.annotator(seg.decision).annotate(line[seg.start:seg.end]):
+                    entities.append(dataclasses.replace(e, start=e.start + seg.start, end=e.end + seg.start))
+            yield Record(source_name, number, offset, line, entities, {"mode": "sentence", "segments": segments})
+
+
+def _routing_json(decision) -> dict:
+    out = {"language": decision.language or "unknown", "bundle": decision.bundle,
+           "confidence": round(decision.confidence, 4), "by": decision.evidence.get("by", "")}
+    if decision.unknown:
+        out["reason"] = decision.reason
+    return out
 
 
 def _records(annotator, source_name: str, text: str) -> Iterator:
@@ -186,7 +316,7 @@ def _records(annotator, source_name: str, text: str) -> Iterator:
         yield Record(source_name, number, offset, line, ents)
 
 
-def _annotate_sources(annotator, sources, fmt: str, granularity: str, output: Optional[Path],
+def _annotate_sources(make_records, sources, fmt: str, granularity: str, output: Optional[Path],
                       force: bool, encoding: str, errors: str) -> int:
     from edge_finer.formats import EXTENSIONS, render
     from edge_finer.textio import atomic_write, check_output_target, read_text
@@ -200,7 +330,7 @@ def _annotate_sources(annotator, sources, fmt: str, granularity: str, output: Op
         for source in sources:
             try:
                 text = read_text(source, encoding, errors)
-                records = _records(annotator, source.name, text)
+                records = make_records(source.name, text)
                 if output is None:
                     if fmt == "table":
                         _print_table(records, granularity)

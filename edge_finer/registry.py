@@ -135,17 +135,21 @@ def by_language(lang: str, taxonomy: str | None = None) -> Installed:
             f"no bundle installed for language {lang!r}; installed languages: "
             f"{', '.join(langs) or 'none'} (see `edge-finer bundles list`)"
         )
-    if taxonomy:
-        picked = [b for b in candidates if b.taxonomy.lower() == taxonomy.lower()]
-        if not picked:
-            raise BundleNotFound(
-                f"no {taxonomy!r} bundle for language {lang!r}; available taxonomies: "
-                f"{', '.join(sorted({b.taxonomy for b in candidates}))}"
-            )
-        candidates = picked
+    if taxonomy and not any(b.taxonomy.lower() == taxonomy.lower() for b in candidates):
+        raise BundleNotFound(
+            f"no {taxonomy!r} bundle for language {lang!r}; available taxonomies: "
+            f"{', '.join(sorted({b.taxonomy for b in candidates}))}"
+        )
+    return preference_order(candidates, taxonomy)[0]
+
+
+def preference_order(candidates: list[Installed], taxonomy: str | None = None) -> list[Installed]:
+    """Same-language bundles, preferred first: the asked-for taxonomy, then your own bundles
+    (env, user) over shipped ones, then the index's default."""
     order = {"env": 0, "user": 1, "shipped": 2}
-    candidates.sort(key=lambda b: (order[b.source], not b.default, b.name))
-    return candidates[0]
+    want = taxonomy.lower() if taxonomy else None
+    return sorted(candidates, key=lambda b: (want is not None and b.taxonomy.lower() != want,
+                                             order[b.source], not b.default, b.name))
 
 
 def resolve(name_or_path: str | os.PathLike[str] | None = None, *, lang: str | None = None,

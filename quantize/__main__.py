@@ -1,4 +1,5 @@
-"""``python -m quantize build RECIPE.toml [--work DIR] [--out DIR] [--resume | --no-resume]``.
+"""``python -m quantize build RECIPE.toml [--work DIR] [--out DIR] [--resume | --no-resume]``
+and ``python -m quantize profile RECIPE.toml [--bundle DIR]``.
 
 Why a module entry point as well as ``edge-finer build``: the pipeline needs the heavy training
 stack (torch, transformers, optimum) that the runtime never installs, so it is runnable on its
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder the bundle folder is written into (default: the recipe's output, else bundles/)")
     b.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="reuse finished stages whose inputs are unchanged (default); --no-resume starts over")
+    pr = sub.add_parser("profile", help="recompute a built bundle's language profile (for routing) from its "
+                                      "recipe's training data, without retraining")
+    pr.add_argument("recipe", type=Path, help="recipe TOML file the bundle was built from")
+    pr.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the recipe's output/NAME)")
     args = parser.parse_args(argv)
     from edge_finer.errors import EdgeFinerError
 
@@ -30,9 +35,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         require_build_dependencies()
-        from .build import run_recipe
+        if args.command == "profile":
+            from .build import refresh_profile
 
-        path = run_recipe(args.recipe, work_dir=args.work, out_dir=args.out, resume=args.resume)
+            path = refresh_profile(args.recipe, args.bundle)
+        else:
+            from .build import run_recipe
+
+            path = run_recipe(args.recipe, work_dir=args.work, out_dir=args.out, resume=args.resume)
     except EdgeFinerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,11 +2,12 @@
 
 Stages (each a folder in the work folder, skipped on resume when its fingerprint matches):
 ``data`` → ``teacher`` → ``trim`` → ``student`` → ``export`` → ``quantize`` → ``evaluate`` →
-``bundle``.  Each stage reads only what earlier stages wrote, so any of them can be rerun
+``profile`` (the router's language profile) → ``bundle``.  Each stage reads only what earlier stages wrote, so any of them can be rerun
 alone.  :func:`run_recipe` is what ``python -m quantize build`` and ``edge-finer build`` call.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -18,6 +19,7 @@ from typing import Any, Callable
 from rich.console import Console
 
 from edge_finer.bundle import write_bundle
+from edge_finer.langprofile import ORDERS, PROFILE_FILE, PROFILE_VERSION, TOP_NGRAMS
 from edge_finer.pretokenize import PRETOKENIZER
 from edge_finer.version import __version__ as EDGE_FINER_VERSION
 
@@ -28,7 +30,7 @@ from .recipe import Recipe, load_recipe
 from .workdir import (WorkDir, file_stamp, fingerprint, folder_size, folder_stamp, read_json, read_jsonl,
                       write_json, write_jsonl)
 
-STAGES = ("data", "teacher", "trim", "student", "export", "quantize", "evaluate", "bundle")
+STAGES = ("data", "teacher", "trim", "student", "export", "quantize", "evaluate", "profile", "bundle")
 #: Bumped when a stage's code changes what it writes, so old work folders are not reused.
 PIPELINE_VERSION = 1
 
@@ -45,6 +47,43 @@ def run_recipe(recipe_path: Path, work_dir: Path | None = None, out_dir: Path | 
     work = Path(work_dir) if work_dir else recipe.resolve(recipe.work or f".work/{recipe.name}")
     out = Path(out_dir) if out_dir else recipe.resolve(recipe.output or "bundles")
     return Build(recipe, WorkDir(work.resolve(), resume), out.resolve(), Reporter(console, len(STAGES))).run()
+
+
+def refresh_profile(recipe_path: Path, bundle_dir: Path | None = None, console: Console | None = None) -> Path:
+    """Recompute a built bundle's language profile from its recipe's training data, in place.
+
+    Why: routing arrived after the first bundles were trained; this adds (or updates) their
+    ``profile.json`` through the same data and profile stages a full build runs, without
+    retraining, and leaves every other file of the bundle byte-identical.
+    """
+    import tempfile
+
+    from edge_finer.bundle import MODEL_CARD, open_bundle
+
+    recipe = load_recipe(recipe_path)
+    target = Path(bundle_dir) if bundle_dir else recipe.resolve(recipe.output or "bundles") / recipe.name
+    bundle = open_bundle(target)
+    if bundle.name != recipe.name:
+        raise BuildError(f"{target}: holds bundle {bundle.name!r}, not {recipe.name!r} of {recipe_path}")
+    with tempfile.TemporaryDirectory(prefix="edge-finer-profile.") as tmp:
+        build = Build(recipe, WorkDir(Path(tmp) / "work", resume=False), target.parent,
+                      Reporter(console, 2))
+        build._data_stamps()
+        for stage, fn in (("data", build.stage_data), ("profile", build.stage_profile)):
+            build.rep.stage(stage)
+            fn(build.work.begin(stage))
+        files: dict[str, Any] = {name: target / name for name in bundle.manifest["files"]
+                                 if name not in (MODEL_CARD, PROFILE_FILE)}
+        files[PROFILE_FILE] = build.work.path("profile") / PROFILE_FILE
+        manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "format_version")}
+        card = (target / MODEL_CARD).read_text(encoding="utf-8")
+        with tempfile.TemporaryDirectory(prefix="edge-finer-copy.") as copy:
+            # write_bundle replaces the folder it reads from: stage the unchanged files first
+            staged = {}
+            for name, src in files.items():
+                staged[name] = Path(copy) / name
+                shutil.copyfile(src, staged[name])
+            return write_bundle(target, manifest, staged, card).path
 
 
 class Build:
@@ -72,6 +111,8 @@ class Build:
             ("export", [r.export], self.stage_export),
             ("quantize", [r.quantization], self.stage_quantize),
             ("evaluate", [r.evaluation, r.runtime, r.data.max_eval_sentences], self.stage_evaluate),
+            # last, so that adding it did not invalidate the trained stages of existing work folders
+            ("profile", [PROFILE_VERSION, ORDERS, TOP_NGRAMS, r.language], self.stage_profile),
         ]
         prev = str(PIPELINE_VERSION)
         for name, inputs, fn in plan:
@@ -429,6 +470,27 @@ class Build:
                                               for i, s in enumerate(sentences)])
         self.rep.note(f"int8/fp32 token agreement {100 * agreement:.2f} %")
 
+    # -- 8. profile -----------------------------------------------------------------------
+
+    def stage_profile(self, d: Path) -> None:
+        """The language profile the router matches text against, from the training text."""
+        from .profile import build_profile
+
+        r = self.r
+        sentences = [" ".join(row["words"]) for row in read_jsonl(self.work.path("data") / "train.jsonl")]
+        language = {"bcp47": r.language.bcp47, "iso639_3": r.language.iso639_3,
+                    "scripts": list(r.language.scripts)}
+        try:
+            doc = build_profile(sentences, language)
+        except ValueError as exc:
+            raise DataError(f"{r.resolve(r.data.train[0])}: {exc}") from None
+        # compact: a profile is ~4,000 entries and travels in every bundle
+        (d / PROFILE_FILE).write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n",
+                                      encoding="utf-8")
+        cal = doc["calibration"].get("long", {})
+        self.rep.note(f"{len(doc['ngrams'])} n-grams from {doc['sentences']} sentences; held-out p1 "
+                      f"{cal.get('p1', 'n/a')} (long sentences)")
+
     def _runtime_manifest(self, ids: dict[str, int], names: list[str]) -> dict[str, Any]:
         """The manifest fields the runtime reads (shared by staged and final bundles)."""
         r = self.r
@@ -444,7 +506,7 @@ class Build:
             "decoding": {"aggregation": r.runtime.aggregation, "threshold": r.runtime.threshold},
         }
 
-    # -- 8. bundle ------------------------------------------------------------------------
+    # -- 9. bundle ------------------------------------------------------------------------
 
     def stage_bundle(self, stage_seconds: dict[str, float | None]) -> Path:
         from .card import render_card
@@ -491,8 +553,9 @@ class Build:
         dest = self.out / r.name
         if dest.exists() and any(dest.iterdir()) and not (dest / "manifest.json").is_file():
             raise BuildError(f"{dest}: exists and is not a bundle; refusing to replace it")
-        bundle = write_bundle(self.out / r.name, manifest, {"model.onnx": int8, "tokenizer.json": tok_json},
-                              render_card(manifest))
+        files = {"model.onnx": int8, "tokenizer.json": tok_json,
+                 PROFILE_FILE: self.work.path("profile") / PROFILE_FILE}
+        bundle = write_bundle(self.out / r.name, manifest, files, render_card(manifest))
         return bundle.path
 
     def _sources(self, sentences: int) -> list[dict[str, Any]]:

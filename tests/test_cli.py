@@ -250,9 +250,11 @@ def test_stdin_that_is_not_utf8(bundles_env):
 
 
 def test_lang_and_only_installed_bundle(bundles_env):
-    a = ok(run("annotate", "-l", "en", "-t", "Delhi"))
-    b = ok(run("annotate", "-t", "Delhi"))  # the one installed bundle
-    assert a == b and json.loads(a)["entities"][0]["label"] == "LOC"
+    a = json.loads(ok(run("annotate", "-l", "en", "-t", "Delhi")))
+    b = json.loads(ok(run("annotate", "-t", "Delhi")))  # routed: the one Latin-script bundle
+    assert "routing" not in a  # --lang: no routing happened
+    assert b.pop("routing")["bundle"] == "tiny-en"
+    assert a == b and a["entities"][0]["label"] == "LOC"
 
 
 def test_threshold_and_aggregation_options(bundles_env):

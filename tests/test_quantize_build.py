@@ -69,7 +69,7 @@ def test_bundle_opens_and_annotates(built: dict) -> None:
 def test_manifest_is_complete(built: dict) -> None:
     m = json.loads((built["bundle"] / "manifest.json").read_text(encoding="utf-8"))
     fam = built["family"]
-    assert m["format_version"] == 1 and set(m["files"]) == {"model.onnx", "tokenizer.json", "MODEL_CARD.md"}
+    assert m["format_version"] == 1 and set(m["files"]) == {"model.onnx", "tokenizer.json", "MODEL_CARD.md", "profile.json"}
     assert m["language"]["bcp47"] == "en" and m["taxonomy"]["name"] == "synthetic"
     assert m["taxonomy"]["coarse"] == {"PER": "Person", "LOC": "Location", "ORG": "Group"}
     assert m["pretokenizer"] == {"name": "edge-finer-words", "version": 1}
@@ -137,7 +137,7 @@ def test_trimmed_tokenizer_matches_the_teacher_on_the_corpus(built: dict) -> Non
 def test_resume_reuses_finished_stages(built: dict) -> None:
     work = built["work"]
     markers = {p.parent.name: p.stat().st_mtime_ns for p in work.glob("*/.done")}
-    assert set(markers) == {"data", "teacher", "trim", "student", "export", "quantize", "evaluate"}
+    assert set(markers) == {"data", "teacher", "trim", "student", "export", "quantize", "evaluate", "profile"}
     t0 = time.monotonic()
     run_recipe(built["recipe"], work_dir=work, out_dir=built["out"], console=_quiet())
     assert time.monotonic() - t0 < max(8.0, built["seconds"] / 2)
@@ -153,6 +153,31 @@ def test_resume_reuses_finished_stages(built: dict) -> None:
         assert after[stage] != markers[stage]
     m = open_bundle(built["bundle"]).manifest
     assert m["model"]["distillation"]["steps"] == 30
+
+
+def test_profile_is_built_from_the_training_text_and_refreshable(built: dict, tmp_path: Path) -> None:
+    """The router's profile comes from the recipe's train split; `python -m quantize profile`
+    recomputes it in an existing bundle without touching the model."""
+    import shutil
+
+    from edge_finer.langprofile import read_profile
+    from quantize.__main__ import main as quantize_main
+
+    prof = read_profile(built["bundle"] / "profile.json")
+    assert prof.meta["language"]["bcp47"] == "en" and prof.meta["sentences"] + prof.meta["held_out"] == 300
+    assert prof.logp.get(" a") is not None  # "anna", "acme" ... start with a
+    copy = tmp_path / built["bundle"].name
+    shutil.copytree(built["bundle"], copy)
+    (copy / "profile.json").unlink()
+    before = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    del before["files"]["profile.json"]
+    (copy / "manifest.json").write_text(json.dumps(before), encoding="utf-8")
+    with offline():
+        assert quantize_main(["profile", str(built["recipe"]), "--bundle", str(copy)]) == 0
+    after = open_bundle(copy).manifest  # verifies every checksum
+    assert (copy / "profile.json").read_bytes() == (built["bundle"] / "profile.json").read_bytes()
+    assert (copy / "model.onnx").read_bytes() == (built["bundle"] / "model.onnx").read_bytes()
+    assert {k: v for k, v in after.items() if k != "files"} == {k: v for k, v in before.items() if k != "files"}
 
 
 def test_pipeline_trains_its_own_teacher_on_real_sample(tmp_path: Path) -> None:

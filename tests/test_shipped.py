@@ -93,3 +93,43 @@ def test_non_commercial_licence_is_shown_by_bundles_info() -> None:
     for entry in nc:
         out = CliRunner().invoke(cli.app, ["bundles", "info", entry["name"]]).output
         assert "NON-COMMERCIAL" in out
+
+
+DATA = ROOT.parent / "shared" / "data"
+
+
+def _dev_sentences(manifest: dict, n: int) -> list[str]:
+    """The first ``n`` dev sentences (>= 40 characters) of the dataset a bundle was built from."""
+    import tomllib
+
+    recipe = tomllib.loads((ROOT / "recipes" / f"{manifest['name']}.toml").read_text(encoding="utf-8"))
+    dev = (ROOT / "recipes" / recipe.get("root", ".") / recipe["data"]["eval"]).resolve()  # root: relative to the recipe
+    if not dev.is_file():
+        pytest.skip(f"{dev} not found (../shared/data beside the project)")
+    out, words = [], []
+    for line in dev.read_text(encoding="utf-8").splitlines() + [""]:
+        if line.strip():
+            words.append(line.split("\t")[0])
+        elif words:
+            if len(" ".join(words)) >= 40:
+                out.append(" ".join(words))
+            words = []
+        if len(out) == n:
+            break
+    return out
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+def test_every_shipped_bundle_has_a_profile_that_routes_its_own_dev_text(entry: dict,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_finer.router import Router
+
+    monkeypatch.setenv("EDGE_FINER_CLD3", "0")  # the n-gram profiles alone
+    manifest = json.loads((ROOT / "bundles" / entry["name"] / "manifest.json").read_text(encoding="utf-8"))
+    assert "profile.json" in manifest["files"], "rebuild its profile: python -m quantize profile RECIPE"
+    router = Router.installed()
+    assert not router.problems
+    decisions = [router.route(s) for s in _dev_sentences(manifest, 40)]
+    right = sum(d.language == entry["language"] for d in decisions)
+    wrong = [d.language for d in decisions if d.language not in (None, entry["language"])]
+    assert not wrong and right >= 38, (right, wrong)

@@ -90,7 +90,8 @@ def quantize(src: Path, dst: Path) -> None:
 def make_tiny_bundle(folder: Path, *, name: str = "tiny-en", lang: str = "en", iso3: str = "eng",
                      max_length: int = 16, stride: int = 4, int8: bool = True,
                      width: int | None = None, threshold: float = 0.0, taxonomy: str = "tiny",
-                     version: str = "0.0.1", aggregation: str = "first") -> Path:
+                     version: str = "0.0.1", aggregation: str = "first", scripts: tuple[str, ...] = ("Latn",),
+                     profile_text: list[str] | None = None) -> Path:
     """Write a complete, valid bundle to ``folder`` and return it.
 
     ``taxonomy`` and ``version`` let registry tests tell same-language bundles apart.
@@ -110,7 +111,7 @@ def make_tiny_bundle(folder: Path, *, name: str = "tiny-en", lang: str = "en", i
         "name": name,
         "version": version,
         "demo": True,
-        "language": {"bcp47": lang, "iso639_3": iso3, "name": "Test", "scripts": ["Latn"]},
+        "language": {"bcp47": lang, "iso639_3": iso3, "name": "Test", "scripts": list(scripts)},
         "taxonomy": {"name": taxonomy, "types": sorted(COARSE), "coarse": COARSE},
         "labels": LABELS,
         "pretokenizer": dict(PRETOKENIZER),
@@ -129,4 +130,12 @@ def make_tiny_bundle(folder: Path, *, name: str = "tiny-en", lang: str = "en", i
         "built_with": {"edge_finer": "test"},
     }
     card = f"# {name}\n\nDEMO bundle for tests: a hand-made gazetteer, not a trained model.\n"
-    return write_bundle(folder, manifest, {"model.onnx": model, "tokenizer.json": work / "tokenizer.json"}, card).path
+    files = {"model.onnx": model, "tokenizer.json": work / "tokenizer.json"}
+    if profile_text is not None:  # the router's language profile, made as the pipeline makes it
+        import json
+
+        from quantize.profile import build_profile
+
+        doc = build_profile(profile_text, {"bcp47": lang, "iso639_3": iso3, "scripts": list(scripts)})
+        files["profile.json"] = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    return write_bundle(folder, manifest, files, card).path

@@ -1,0 +1,139 @@
+"""Character n-gram language profiles: what a bundle's language looks like, in ~80 KB of JSON.
+
+Why our own and not only CLD3: CLD3 knows none of Assamese, Odia, Bodo, Manipuri, Santali and
+many more of the languages this project serves (and calls Assamese Bengali).  Every bundle
+instead carries ``profile.json``, computed by the build pipeline from the bundle's own training
+text, so any language that has a bundle can be recognised.  The model is a naive-Bayes
+character n-gram model (orders 1-4 over the case-folded letter runs): the most frequent n-grams
+with their log relative frequencies, plus a calibration of how well held-out sentences of the
+language itself score, which is what lets the router answer "none of the installed languages".
+
+This module is shared by both halves: the pipeline counts n-grams with :func:`ngrams` and the
+router scores text with the same function, so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ._charclasses import MARKS
+from .errors import BundleError
+
+PROFILE_FILE = "profile.json"
+PROFILE_FORMAT = "edge-finer-ngram-profile"
+PROFILE_VERSION = 1
+ORDERS = (1, 2, 3, 4)
+#: How many n-grams a profile keeps: enough to tell close languages apart (measured on the
+#: shared dev splits by benchmarks/routing.py), small enough to keep bundles under 5 MB.
+TOP_NGRAMS = 4000
+#: Log-probability of an n-gram a profile does not hold.  One constant for every profile (not
+#: one derived from each profile's own counts), so a profile built from little text does not
+#: win merely because its unseen n-grams cost less.
+UNSEEN_LOGP = -13.0
+MAX_PROFILE_BYTES = 2 * 1024 * 1024
+#: See :meth:`Profile.threshold`.
+THRESHOLD_SLACK = 0.25
+
+# A run of letters and marks: digits, punctuation and symbols say nothing about the language.
+_LETTERS = re.compile("(?:[^\\W\\d_]|[" + MARKS + "])+")
+
+
+def ngrams(text: str, orders: Iterable[int] = ORDERS) -> list[str]:
+    """The character n-grams of ``text``'s letter runs, case-folded, joined by single spaces,
+    with a space at each end (so word starts and ends are n-grams of their own)."""
+    joined = " " + " ".join(_LETTERS.findall(text.casefold())) + " "
+    if len(joined) <= 2:
+        return []
+    out: list[str] = []
+    for n in orders:
+        if n == 1:
+            out += joined.replace(" ", "")
+        else:
+            out += [joined[i:i + n] for i in range(len(joined) - n + 1)]
+    return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A parsed ``profile.json``: n-gram log-probabilities and the language's calibration."""
+
+    logp: dict[str, float]
+    orders: tuple[int, ...]
+    #: avg log-probability per n-gram of held-out sentences of the language: percentiles
+    #: ("p1", "p5", ...) for sentences of >= 20 characters ("long") and shorter ones ("short").
+    calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def threshold(self, short: bool) -> float | None:
+        """The average log-probability below which a text is "not this language".
+
+        The 1st percentile of the language's own held-out sentences, lowered by a quarter of
+        the gap to their median: the bare percentile turned away ~1 % of real sentences of the
+        language (measured by benchmarks/routing.py), the slack keeps that rare while text of
+        other languages still falls far below it.
+        """
+        table = self.calibration.get("short" if short else "long") or self.calibration.get("long") or {}
+        low, mid = table.get("p1"), table.get("p50")
+        if not isinstance(low, (int, float)) or not isinstance(mid, (int, float)):
+            return None
+        return float(low) - THRESHOLD_SLACK * max(0.0, float(mid) - float(low))
+
+
+def profile_to_json(counts: dict[str, int], total: int, calibration: dict[str, dict[str, float]],
+                    meta: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document of a profile (what the pipeline writes as ``profile.json``)."""
+    return {"format": PROFILE_FORMAT, "version": PROFILE_VERSION, "orders": list(ORDERS),
+            "total": int(total), "ngrams": counts, "calibration": calibration, **meta}
+
+
+def parse_profile(doc: Any, where: str) -> Profile:
+    """Validate a profile document; a bad one is refused with a message naming ``where``."""
+    def bad(why: str) -> BundleError:
+        return BundleError(f"{where}: not a valid language profile ({why})")
+
+    if not isinstance(doc, dict) or doc.get("format") != PROFILE_FORMAT:
+        raise bad(f"format must be {PROFILE_FORMAT!r}")
+    if doc.get("version") != PROFILE_VERSION:
+        raise bad(f"version {doc.get('version')!r}; this edge-finer reads version {PROFILE_VERSION}")
+    orders = doc.get("orders")
+    if not isinstance(orders, list) or not orders or not all(isinstance(n, int) and 0 < n < 9 for n in orders):
+        raise bad("orders must be a list of small integers")
+    total, counts = doc.get("total"), doc.get("ngrams")
+    if not isinstance(total, int) or total <= 0 or not isinstance(counts, dict) or not counts:
+        raise bad("needs a positive total and a non-empty ngrams table")
+    logp: dict[str, float] = {}
+    for gram, count in counts.items():
+        if not isinstance(gram, str) or not isinstance(count, int) or not 0 < count <= total:
+            raise bad(f"bad n-gram entry {gram!r}: {count!r}")
+        logp[gram] = math.log(count / total)
+    cal = doc.get("calibration", {})
+    if not isinstance(cal, dict):
+        raise bad("calibration must be an object")
+    meta = {k: v for k, v in doc.items() if k in ("language", "sentences", "held_out")}
+    return Profile(logp, tuple(orders), {k: dict(v) for k, v in cal.items() if isinstance(v, dict)}, meta)
+
+
+def read_profile(path: Path) -> Profile:
+    """Read and validate a profile file (JSON only; never anything executable)."""
+    try:
+        if path.stat().st_size > MAX_PROFILE_BYTES:
+            raise BundleError(f"{path}: language profile larger than {MAX_PROFILE_BYTES} bytes")
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read the language profile ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{path}: language profile is not valid JSON ({exc})") from None
+    return parse_profile(doc, str(path))
+
+
+def average_logp(profile: Profile, text: str) -> tuple[float, int]:
+    """Mean log-probability per n-gram of ``text`` under one profile, and the n-gram count."""
+    grams = ngrams(text, profile.orders)
+    if not grams:
+        return UNSEEN_LOGP, 0
+    get = profile.logp.get
+    return sum(get(g, UNSEEN_LOGP) for g in grams) / len(grams), len(grams)
