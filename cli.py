@@ -124,6 +124,8 @@ def annotate(
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Write one output file per input into this folder."),
     force: bool = typer.Option(False, "--force", help="Replace existing output files."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --output run: skip inputs "
+                                "whose output is already there (same options required)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=256, help="onnxruntime threads [default: min(4, cores)]."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                               help="Minimum entity score [default: the bundle's]."),
@@ -136,6 +138,9 @@ def annotate(
     sources = _sources(inputs, text, encoding, errors.value)
     if output is not None and output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder")
+    if resume and (output is None or force):
+        raise typer.BadParameter("--resume continues an --output run and cannot be combined with --force"
+                                 if output is not None else "--resume needs --output DIR")
     fmt_name = (fmt.value if fmt else ("table" if sys.stdout.isatty() and output is None else "jsonl"))
 
     from edge_finer.annotator import Annotator
@@ -148,8 +153,15 @@ def annotate(
         records = lambda name, text: _records(annotator, name, text)  # noqa: E731
     else:
         records = _RoutedRecords(taxonomy, route.value, opts)
+    if output is not None:
+        from edge_finer.runlog import start_run
+
+        start_run(output, {"format": fmt_name, "granularity": granularity.value, "bundle": bundle, "lang": lang,
+                           "taxonomy": taxonomy, "route": route.value if not (bundle or lang) else None,
+                           "threshold": threshold, "aggregation": aggregation.value if aggregation else None,
+                           "encoding": encoding, "errors": errors.value}, resume)
     failed = _annotate_sources(records, sources, fmt_name, granularity.value, output, force,
-                               encoding, errors.value)
+                               encoding, errors.value, resume)
     if failed:
         _err(f"{failed} of {len(sources)} inputs failed (see above)")
         raise typer.Exit(1)
@@ -317,7 +329,7 @@ def _records(annotator, source_name: str, text: str) -> Iterator:
 
 
 def _annotate_sources(make_records, sources, fmt: str, granularity: str, output: Optional[Path],
-                      force: bool, encoding: str, errors: str) -> int:
+                      force: bool, encoding: str, errors: str, resume: bool = False) -> int:
     from edge_finer.formats import EXTENSIONS, render
     from edge_finer.textio import atomic_write, check_output_target, read_text
 
@@ -348,6 +360,9 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
                         raise OutputError(
                             f"{target}: already holds the results of {written[target.resolve()]} "
                             "from this run; annotate inputs with the same name separately")
+                    if resume and target.is_file() and target.resolve() not in inputs:
+                        written[target.resolve()] = source.name
+                        continue  # finished by the interrupted run: outputs are written whole or not at all
                     check_output_target(target, inputs, force)
                     if fmt == "table":
                         body = _table_text(records, granularity)
@@ -358,8 +373,9 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
             except (InputError, OutputError) as exc:
                 failed += 1
                 _err(str(exc))
-            if progress is not None:
-                progress[0].advance(progress[1])
+            finally:
+                if progress is not None:
+                    progress[0].advance(progress[1])
     finally:
         if progress is not None:
             progress[0].stop()

@@ -78,8 +78,11 @@ def iter_lines(text: str) -> Iterator[tuple[int, int, str]]:
     """``(line_number, offset, line_without_terminator)``; offsets are into ``text``.
 
     Splits on ``\\n`` only (``\\r`` stays with its line and is whitespace to the annotator), so
-    CRLF files keep exact offsets.  The empty remainder after a final newline is not a line.
+    CRLF files keep exact offsets.  The empty remainder after a final newline is not a line, and
+    an empty text has none.
     """
+    if not text:
+        return  # an empty file has no lines (its output is empty too)
     offset = 0
     parts = text.split("\n")
     if len(parts) > 1 and parts[-1] == "":

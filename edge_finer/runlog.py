@@ -1,0 +1,47 @@
+"""The record an ``--output`` run leaves in its folder, so that ``--resume`` is safe.
+
+Why: after a crash or a kill, the outputs already in the folder are complete (each is written
+to a temporary file and renamed), so a rerun may skip them; but only if they were made with the
+same options, or a resumed run would silently mix, say, fine and coarse labels in one corpus.
+The record holds those options; ``--resume`` refuses a folder whose record differs or is absent,
+and clears the temporary files a killed run left behind.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import OutputError
+from .version import __version__
+
+RUN_FILE = ".edge-finer-run.json"
+
+
+def start_run(folder: Path, options: dict[str, Any], resume: bool) -> None:
+    """Check (``resume``) or write the folder's run record before any output is written."""
+    from .textio import atomic_write
+
+    record = {"edge_finer": __version__, "options": options}
+    path = folder / RUN_FILE
+    if resume:
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise OutputError(f"{folder}: holds no record of an earlier run ({RUN_FILE}); nothing to resume. "
+                              "Run without --resume") from None
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"{path}: unreadable run record ({exc}); run without --resume") from None
+        if previous != record:
+            changed = sorted(k for k in set(options) | set(previous.get("options", {}))
+                             if options.get(k) != previous.get("options", {}).get(k))
+            what = ", ".join(changed) or "edge-finer version"
+            raise OutputError(f"{folder}: was written with different options ({what}); resume with the same "
+                              "options, or use another --output folder")
+        for stale in folder.rglob(".*.part"):  # temporary files of the killed run
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+        return
+    atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,147 @@
+"""Interrupted batch runs: killed with SIGKILL at random points and resumed, a run over many
+files ends with outputs byte-identical to an uninterrupted run, and inputs are never touched."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from edge_finer.runlog import RUN_FILE
+
+ROOT = Path(__file__).resolve().parent.parent
+LINES = ["Ravi Shankar Kumar works at Infosys Limited.", "अमित शाह दिल्ली गए।", "nothing here",
+         "Zoë met Ravi in Guwahati and Shillong.", "Infosys\tLimited, Delhi 🙂"]
+
+
+def make_corpus(folder: Path, files: int, lines: int, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    for i in range(files):
+        sub = folder / f"part{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"doc{i:03d}.txt").write_text("\n".join(rng.choice(LINES) for _ in range(lines)) + "\n",
+                                             encoding="utf-8")
+    return folder
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run(*args: object):
+    return CliRunner().invoke(cli.app, [str(a) for a in args])
+
+
+def test_resume_skips_finished_outputs_and_clears_temporaries(bundles_env, tmp_path: Path):
+    src = make_corpus(tmp_path / "src", files=6, lines=3)
+    out = tmp_path / "out"
+    assert run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", out).exit_code == 0
+    full = digest(out)
+    assert RUN_FILE in full
+    # simulate a killed run: two outputs missing, a temporary file left behind
+    (out / "part0" / "doc000.jsonl").unlink()
+    (out / "part1" / "doc004.jsonl").unlink()
+    stale = out / "part1" / ".doc004.jsonl.abc123.part"
+    stale.write_text('{"half": ', encoding="utf-8")
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")}
+    res = run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", out, "--resume")
+    assert res.exit_code == 0, res.output
+    assert digest(out) == full and not stale.exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # finished outputs not rewritten
+
+
+def test_resume_refuses_other_options_or_no_record(bundles_env, tmp_path: Path):
+    src = make_corpus(tmp_path / "src", files=2, lines=2)
+    out = tmp_path / "out"
+    assert run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", out).exit_code == 0
+    res = run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-g", "coarse", "-o", out, "--resume")
+    assert res.exit_code == 1 and "different options (granularity)" in res.stderr
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    res = run("annotate", src, "-b", "tiny-en", "-o", fresh, "--resume")
+    assert res.exit_code == 1 and "nothing to resume" in res.stderr and "Traceback" not in res.output
+    assert run("annotate", src, "-b", "tiny-en", "--resume").exit_code == 2  # needs --output
+    assert run("annotate", src, "-b", "tiny-en", "-o", out, "--resume", "--force").exit_code == 2
+
+
+def _cli(*args: object, env: dict) -> list[str]:
+    return [sys.executable, str(ROOT / "cli.py"), *map(str, args)]
+
+
+def test_sigkill_at_random_points_then_resume_is_byte_identical(bundles_env, tmp_path: Path):
+    """The real thing: a separate process killed with SIGKILL mid-run, again and again."""
+    src = make_corpus(tmp_path / "src", files=90, lines=40)
+    inputs_before = digest(src)
+    env = {**os.environ, "EDGE_FINER_BUNDLES": str(bundles_env.parent)}
+    args = ("annotate", src, "-b", "tiny-en", "-f", "conll", "--threads", "1")
+    clean = tmp_path / "clean"
+    t0 = time.monotonic()
+    subprocess.run(_cli(*args, "-o", clean, env=env), env=env, check=True, capture_output=True)
+    full_seconds = time.monotonic() - t0
+    expected = digest(clean)
+
+    out = tmp_path / "killed"
+    rng = random.Random(7)
+    kills, attempt = 0, 0
+    while True:
+        cmd = _cli(*args, "-o", out, *(["--resume"] if attempt else []), env=env)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # kill anywhere from start-up to the middle of the batch; after 12 kills let it finish
+        delay = rng.uniform(0.2, max(0.4, full_seconds * 0.9)) if kills < 12 else None
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        attempt += 1
+        if proc.returncode == 0:
+            break
+        if proc.returncode != -signal.SIGKILL:
+            stderr = proc.stderr.read().decode() if proc.stderr else ""
+            # killed before it wrote the run record: the rerun must not resume
+            if "nothing to resume" in stderr:
+                attempt = 0
+                continue
+            raise AssertionError(f"run failed ({proc.returncode}): {stderr}")
+        assert attempt < 60
+    assert kills >= 5, f"only {kills} kills landed (run took {full_seconds:.1f} s)"
+    assert digest(out) == expected
+    assert digest(src) == inputs_before  # inputs never modified
+    assert json.loads((out / RUN_FILE).read_text(encoding="utf-8"))["options"]["format"] == "conll"
+
+
+@pytest.mark.parametrize("bad", ["binary", "latin1"])
+def test_bad_files_are_reported_and_the_rest_processed(bundles_env, tmp_path: Path, bad: str):
+    src = make_corpus(tmp_path / "src", files=3, lines=2)
+    weird = src / "part0" / "weird.txt"
+    weird.write_bytes(b"\x00\xff\xfe\x89PNG\r\n\x1a\n" if bad == "binary" else "Zoë in Köln".encode("latin-1"))
+    (src / "part1" / "empty.txt").write_bytes(b"")
+    out = tmp_path / "out"
+    res = run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", out)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2 and "weird.txt: not valid utf-8" in errors[0] and "1 of 5 inputs failed" in errors[1]
+    made = {p.name for p in out.rglob("*.jsonl")}
+    assert made == {"doc000.jsonl", "doc001.jsonl", "doc002.jsonl", "empty.jsonl"}
+    assert (out / "part1" / "empty.jsonl").read_bytes() == b""
+    assert not list(out.rglob("*.part"))
+
+
+def test_output_folder_that_cannot_be_created(bundles_env, tmp_path: Path):
+    src = make_corpus(tmp_path / "src", files=2, lines=1)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    res = run("annotate", src, "-b", "tiny-en", "-o", blocker / "out")
+    assert res.exit_code == 1 and "Traceback" not in res.output and "cannot write" in res.stderr
+    assert blocker.read_text(encoding="utf-8") == "not a folder"
