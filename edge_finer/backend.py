@@ -56,10 +56,23 @@ class OnnxBackend:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         opts.log_severity_level = 3
+        from .onnxcheck import MalformedModel, references_external_data
+
         try:
-            self.session = ort.InferenceSession(
-                str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
+            model = Path(model_path).read_bytes()
+        except OSError as exc:
+            raise BundleError(f"{model_path}: cannot read the model ({exc.strerror or exc})") from None
+        try:
+            external = references_external_data(model)
+        except MalformedModel as exc:
+            raise BundleError(f"{model_path}: not a valid ONNX model ({exc})") from None
+        if external:
+            raise BundleError(f"{model_path}: the model refers to external data files; a bundle model must be "
+                              "self-contained (nothing outside the checksummed files is ever loaded)")
+        try:
+            # from the bytes just checked, so the file cannot be swapped between check and load
+            self.session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+            del model
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"{model_path}: onnxruntime cannot load this model ({exc})") from None
         self.input_names = [i.name for i in self.session.get_inputs()]

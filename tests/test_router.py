@@ -259,3 +259,32 @@ def test_cli_unknown_language_is_one_clear_error(routed_env: Path, tmp_path: Pat
     assert json.loads(res.stdout)["routing"]["language"] == "bb"  # the other file still annotated
     res = run("detect", "--text", corpus("cc", n=1, seed=8)[0], "--format", "jsonl")
     assert res.exit_code == 0 and json.loads(res.stdout)["language"] == "unknown"
+
+
+# -- any text -------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PIECES = ["kamatari ", "zoxuvo ", "କାତାମା ", "ᱥᱟᱱᱛᱟᱲ", "東京", "\ud800", "\r\n", "\x00", "\u200d", "\u0301",
+          "🙂", "。", "।", ". ", "! ", "Dr. ", "1234", " ", "\t"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.text(st.characters(codec=None), max_size=5)), max_size=40))
+def test_routing_any_text_never_fails_and_sentences_cover_it(routed_env, parts):
+    router = _ROUTER.setdefault("r", Router.installed())
+    text = "".join(parts)
+    d = router.route(text)
+    assert (d.bundle is None) == (d.language is None) and 0.0 <= d.confidence <= 1.0
+    assert d.unknown or d.language in router.languages
+    segments = router.route_sentences(text)
+    pos = 0
+    for seg in segments:
+        assert pos <= seg.start < seg.end <= len(text)
+        assert not text[pos:seg.start].strip()  # nothing but spaces between sentences
+        pos = seg.end
+    assert not text[pos:].strip()
+
+
+_ROUTER: dict[str, Router] = {}
