@@ -77,7 +77,7 @@ def test_sigkill_at_random_points_then_resume_is_byte_identical(bundles_env, tmp
     """The real thing: a separate process killed with SIGKILL mid-run, again and again."""
     from benchmarks.soak import kill_and_resume
 
-    src = make_corpus(tmp_path / "src", files=90, lines=40)
+    src = make_corpus(tmp_path / "src", files=200, lines=60)
     inputs_before = digest(src)
     env = {**os.environ, "EDGE_FINER_BUNDLES": str(bundles_env.parent)}
     base = [sys.executable, str(ROOT / "cli.py"), "annotate", str(src), "-b", "tiny-en", "-f", "conll",
