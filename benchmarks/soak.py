@@ -152,9 +152,30 @@ def digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def kill_and_resume(base_cmd: list[str], out: Path, kills: int, full_seconds: float, env: dict,
-                    rng: random.Random) -> tuple[int, int]:
-    """Run ``base_cmd -o out``, SIGKILL it at random moments ``kills`` times, resuming each time,
+def _outputs(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else 0
+
+
+def _kill_point(proc: subprocess.Popen, out: Path, rng: random.Random) -> bool:
+    """Wait for a random point of the run (during start-up, or after 1-3 more outputs and a few
+    milliseconds, so some kills land mid-write), then SIGKILL it; False if it finished first."""
+    if rng.random() < 0.2:
+        deadline = time.monotonic() + rng.uniform(0.05, 0.3)
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+    else:
+        target = _outputs(out) + rng.randint(1, 3)
+        while proc.poll() is None and _outputs(out) < target:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.03))
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    return True
+
+
+def kill_and_resume(base_cmd: list[str], out: Path, kills: int, env: dict, rng: random.Random) -> tuple[int, int]:
+    """Run ``base_cmd -o out``, SIGKILL it at random points ``kills`` times, resuming each time,
     then let it finish.  Returns (kills landed, runs started).  Shared with tests/test_resume.py."""
     landed = runs = 0
     resume = False
@@ -162,14 +183,9 @@ def kill_and_resume(base_cmd: list[str], out: Path, kills: int, full_seconds: fl
         cmd = base_cmd + ["-o", str(out)] + (["--resume"] if resume else [])
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         runs += 1
-        # from start-up (~0.3 s) into the batch; resumed runs have less left, so aim early
-        delay = rng.uniform(0.2, max(0.4, full_seconds * 0.6)) if landed < kills else None
-        try:
-            _, err = proc.communicate(timeout=delay)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            _, err = proc.communicate()
+        if landed < kills and _kill_point(proc, out, rng):
             landed += 1
+        _, err = proc.communicate()
         if proc.returncode == 0:
             return landed, runs
         if proc.returncode == -signal.SIGKILL:
@@ -178,7 +194,7 @@ def kill_and_resume(base_cmd: list[str], out: Path, kills: int, full_seconds: fl
             resume = False  # killed before it recorded the run: start it afresh
         else:
             raise RuntimeError(f"run failed ({proc.returncode}): {err.decode(errors='replace')}")
-        if runs > 10 * kills + 20:
+        if runs > 2 * kills + 10:
             raise RuntimeError("the batch never finished")
 
 
@@ -195,7 +211,7 @@ def kill_resume_soak(kills: int, work: Path) -> dict:
     t0 = time.perf_counter()
     subprocess.run(base + ["-o", str(work / "clean")], check=True, capture_output=True)
     full = time.perf_counter() - t0
-    landed, runs = kill_and_resume(base, work / "killed", kills, full, dict(os.environ), rng)
+    landed, runs = kill_and_resume(base, work / "killed", kills, dict(os.environ), rng)
     same = digest(work / "killed") == digest(work / "clean")
     return {"files": 300, "kills": landed, "runs": runs, "uninterrupted_seconds": round(full, 1),
             "byte_identical": same, "inputs_unchanged": digest(src) == before}
