@@ -39,40 +39,49 @@ def timed(cmd: list[str]) -> tuple[float, int, str]:
     return float(wall.group(1) or 0) * 60 + float(wall.group(2)), int(rss.group(1)), proc.stdout
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", default=None, help="bundle name [default: the first in bundles/index.json]")
-    ap.add_argument("--text", default=None)
-    ap.add_argument("--repeats", type=int, default=7)
-    args = ap.parse_args()
+def measure(name: str, text: str, repeats: int) -> dict:
+    """Median wall time and peak RSS of each command, interleaved; floor first."""
     if not Path(TIME).exists():
         sys.exit("needs GNU time at /usr/bin/time (apt-get install time)")
-    index = json.loads((ROOT / "bundles" / "index.json").read_text())
-    name = args.bundle or index["bundles"][0]["name"]
-    text = args.text or "Barack Obama visited the Louvre in Paris with Angela Merkel."
     exe = shutil.which("edge-finer")
     cli = [exe] if exe else [sys.executable, str(ROOT / "cli.py")]
     systems = {
         "floor": [sys.executable, "-c", "import onnxruntime, tokenizers, numpy"],
         "cli": [*cli, "annotate", "--text", text, "--bundle", name, "-f", "jsonl", "--threads", "1"],
+        # no --bundle: the router reads every installed bundle's profile first
+        "cli_routed": [*cli, "annotate", "--text", text, "-f", "jsonl", "--threads", "1"],
         "api": [sys.executable, "-c", "import sys; from edge_finer import Annotator; "
                 f"e = Annotator.load({name!r}, threads=1).annotate(sys.argv[1]); print(len(e))", text],
     }
     runs: dict[str, list[tuple[float, int]]] = {k: [] for k in systems}
     for k, cmd in systems.items():  # warm the page cache once
         timed(cmd)
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for k, cmd in systems.items():
             wall, rss, out = timed(cmd)
-            if k == "cli":
+            if k.startswith("cli"):
                 assert json.loads(out.splitlines()[0])["text"] == text
             runs[k].append((wall, rss))
     summary = {k: {"wall_s_median": statistics.median(w for w, _ in v),
                    "peak_rss_mib_median": statistics.median(r for _, r in v) / 1024,
                    "runs": v} for k, v in runs.items()}
     floor = summary["floor"]["wall_s_median"]
-    for k in ("cli", "api"):
-        summary[k]["over_floor_ms"] = 1000 * (summary[k]["wall_s_median"] - floor)
+    for k in systems:
+        if k != "floor":
+            summary[k]["over_floor_ms"] = 1000 * (summary[k]["wall_s_median"] - floor)
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", default=None, help="bundle name [default: the first in bundles/index.json]")
+    ap.add_argument("--text", default=None)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    index = json.loads((ROOT / "bundles" / "index.json").read_text())
+    name = args.bundle or index["bundles"][0]["name"]
+    text = args.text or "Barack Obama visited the Louvre in Paris with Angela Merkel."
+    summary = measure(name, text, args.repeats)
     from benchmarks.shipped import machine
 
     result = {"bundle": name, "text": text, "repeats": args.repeats, "threads": 1, "machine": machine(),
@@ -84,7 +93,9 @@ def main() -> None:
           f"Median of {args.repeats} interleaved runs under `/usr/bin/time -v`; one onnxruntime thread.", "",
           "| command | wall (s) | over floor (ms) | peak RSS (MiB) |", "|---|---|---|---|"]
     for k, label in (("floor", "python -c 'import onnxruntime, tokenizers, numpy'"),
-                     ("cli", "edge-finer annotate --text ..."), ("api", "Annotator.load(...).annotate(...)")):
+                     ("cli", "edge-finer annotate --bundle B --text ..."),
+                     ("cli_routed", "edge-finer annotate --text ... (routed over all installed bundles)"),
+                     ("api", "Annotator.load(...).annotate(...)")):
         s = summary[k]
         over = f"{s['over_floor_ms']:.0f}" if "over_floor_ms" in s else "–"
         md.append(f"| `{label}` | {s['wall_s_median']:.3f} | {over} | {s['peak_rss_mib_median']:.1f} |")
