@@ -1,7 +1,7 @@
 """Compare the x86 run of check.py with the emulated arm64 runs, and write the results.
 
 Same spans and labels everywhere, scores within 1e-3, for every shipped bundle, by the API and
-by the CLI.  Writes ``benchmarks/results/arm64.json`` and ``arm64.md``; exits 1 on a mismatch.
+by the CLI (each compared with the same path on x86).  Writes ``benchmarks/results/arm64.json`` and ``arm64.md``; exits 1 on a mismatch.
 
     python -m benchmarks.arm64.compare SENTENCES.json X86.json ARM.json [ARM.json ...]
 """
@@ -41,7 +41,10 @@ def main() -> int:
                 rows.append({"cpu": cpu, "bundle": name, "missing": True})
                 continue
             api_bad, api_worst = differences(ref["api"], got["api"])
-            cli_bad, cli_worst = differences(ref["api"], got["cli"])
+            # like with like: the CLI batches lines together and int8 dynamic quantization
+            # scales activations per batch, so API (one sentence per run) and CLI may differ
+            # on a borderline entity even on one machine
+            cli_bad, cli_worst = differences(ref["cli"], got["cli"])
             same = api_bad == 0 and cli_bad == 0 and max(api_worst, cli_worst) <= TOLERANCE
             ok &= same
             rows.append({"cpu": cpu, "bundle": name, "sentences": len(sentences[name]),

@@ -49,9 +49,13 @@ fi
 cleanup() {
   umount "$ROOTFS/proc/cpuinfo" 2>/dev/null || true
   umount "$ROOTFS/proc" 2>/dev/null || true
+  umount "$ROOTFS/sys" 2>/dev/null || true
 }
 trap cleanup EXIT
 mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
+# onnxruntime's cpuinfo reads the CPU lists under /sys; without them it warns and may pick
+# generic kernels
+mountpoint -q "$ROOTFS/sys" || mount -t sysfs -o ro sysfs "$ROOTFS/sys"
 # A Raspberry Pi 4-like cpuinfo (4 x Cortex-A72) instead of the host's x86 one.
 cat > "$ROOTFS/etc/edge-finer-cpuinfo" <<'EOF'
 processor	: 0
