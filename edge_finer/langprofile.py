@@ -68,6 +68,12 @@ class Profile:
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def percentile(self, short: bool, name: str) -> float | None:
+        """A calibration percentile (``"p10"`` ...) for short or long text, if recorded."""
+        table = self.calibration.get("short" if short else "long") or self.calibration.get("long") or {}
+        value = table.get(name)
+        return float(value) if isinstance(value, (int, float)) else None
+
     def threshold(self, short: bool) -> float | None:
         """The average log-probability below which a text is "not this language".
 
@@ -76,11 +82,10 @@ class Profile:
         language (measured by benchmarks/routing.py), the slack keeps that rare while text of
         other languages still falls far below it.
         """
-        table = self.calibration.get("short" if short else "long") or self.calibration.get("long") or {}
-        low, mid = table.get("p1"), table.get("p50")
-        if not isinstance(low, (int, float)) or not isinstance(mid, (int, float)):
+        low, mid = self.percentile(short, "p1"), self.percentile(short, "p50")
+        if low is None or mid is None:
             return None
-        return float(low) - THRESHOLD_SLACK * max(0.0, float(mid) - float(low))
+        return low - THRESHOLD_SLACK * max(0.0, mid - low)
 
 
 def profile_to_json(counts: dict[str, int], total: int, calibration: dict[str, dict[str, float]],

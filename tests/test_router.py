@@ -175,8 +175,19 @@ def test_cld3_votes_only_among_languages_it_knows(routed_bundles: Path, monkeypa
     # ... but when the n-grams pick a language CLD3 does know, a sure CLD3 answer for a language
     # without a bundle vetoes it
     monkeypatch.setattr("edge_finer.cld3.knows", lambda lang: lang in ("aa", "bb", "fr"))
+    from edge_finer.langprofile import Profile
+
+    real = Profile.percentile
+
+    def p10_is(value: float):
+        return lambda self, short, name: value if name == "p10" else real(self, short, name)
+
+    monkeypatch.setattr(Profile, "percentile", p10_is(float("inf")))  # the text is atypical of aa
     d = router.route(text)
     assert d.unknown and "'fr'" in d.reason
+    monkeypatch.setattr(Profile, "percentile", p10_is(float("-inf")))  # typical aa: CLD3 cannot veto it
+    assert router.route(text).language == "aa"
+    monkeypatch.setattr(Profile, "percentile", real)
     # a CLD3 vote for an installed language it knows is weighed, but cannot outvote clear n-grams
     router.cld3 = lambda t: Cld3Result("bb", 0.999, True, "bb")
     d = router.route(text)
