@@ -235,6 +235,9 @@ def markdown(res: dict) -> str:
         "", "RSS samples (document, MB): " + ", ".join(f"{i}: {v}" for i, v in r["rss_mb"]), ""])
 
 
+PARTS = ("streaming", "any_text", "kill_resume", "big_line")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--examples", type=int, default=100_000)
@@ -242,16 +245,22 @@ def main() -> None:
     ap.add_argument("--big-mb", type=int, default=50)
     ap.add_argument("--kills", type=int, default=40)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--only", action="append", choices=PARTS, help="rerun only these parts, keeping the others' "
+                    "results from the existing soak.json")
     args = ap.parse_args()
     from benchmarks.shipped import machine
 
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="edge-finer-soak.")  # shipped bundles only
     res = {"machine": machine()}
+    if args.only and (args.out / "soak.json").is_file():
+        res = {**json.loads((args.out / "soak.json").read_text(encoding="utf-8")), **res}
     with tempfile.TemporaryDirectory(prefix="edge-finer-soak.") as tmp:
         work = Path(tmp)
         for name, fn in (("streaming", lambda: streaming_rss(args.docs)), ("any_text", lambda: any_text(args.examples)),
                          ("kill_resume", lambda: kill_resume_soak(args.kills, work)),
                          ("big_line", lambda: big_line(args.big_mb, work))):
+            if args.only and name not in args.only:
+                continue
             print(f"{name} ...", flush=True)
             res[name] = fn()
             print(json.dumps(res[name])[:300], flush=True)

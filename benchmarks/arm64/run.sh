@@ -81,7 +81,12 @@ EOF
 )
 "$PY" -m pip download -q --only-binary=:all: --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 \
   --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none -d "$WORK/wheels" $pins
-"$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/wheels" "$PROJECT"
+# from a clean copy: a stale build/ folder in the checkout once put old bundles into the wheel
+src="$(mktemp -d)"
+cp -r "$PROJECT"/edge_finer "$PROJECT"/quantize "$PROJECT"/bundles "$PROJECT"/cli.py "$PROJECT"/setup.cfg "$PROJECT"/pyproject.toml \
+  "$PROJECT"/README.md "$src"/
+"$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/wheels" "$src"
+rm -rf "$src"
 
 say "venv in the arm64 root, from those wheels only (no compiler, no bytecode)"
 chroot "$ROOTFS" /usr/bin/python3 -m venv /opt/edge-finer
