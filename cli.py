@@ -367,7 +367,7 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
                     if fmt == "table":
                         body = _table_text(records, granularity)
                     else:
-                        body = "".join(render(records, fmt, granularity))
+                        body = render(records, fmt, granularity)  # written chunk by chunk
                     atomic_write(target, body)
                     written[target.resolve()] = source.name
             except (InputError, OutputError) as exc:

@@ -11,7 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .errors import InputError, OutputError
 
@@ -111,8 +111,12 @@ def _new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write(target: Path, data: str) -> None:
-    """Write ``data`` to ``target`` via a temporary file and a rename.
+def atomic_write(target: Path, data: str | Iterable[str]) -> None:
+    """Write ``data`` (a string, or chunks of one) to ``target`` via a temporary file and a rename.
+
+    Chunks are written as they come, so an output never has to fit in memory whole; if making
+    them fails (a bad input, an interrupt), the temporary file is removed and ``target`` is
+    left as it was.
 
     Encoded as UTF-8 with ``surrogateescape``: text read with ``--errors surrogateescape``
     holds lone surrogates standing for the input's undecodable bytes, and they are written back
@@ -126,7 +130,11 @@ def atomic_write(target: Path, data: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             os.fchmod(fh.fileno(), _new_file_mode())
-            fh.write(data)
+            if isinstance(data, str):
+                fh.write(data)
+            else:
+                for chunk in data:
+                    fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -136,3 +144,9 @@ def atomic_write(target: Path, data: str) -> None:
         except OSError:
             pass
         raise OutputError(f"{target}: cannot write ({getattr(exc, 'strerror', None) or exc})") from None
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -115,3 +115,38 @@ def test_output_folder_that_cannot_be_created(bundles_env, tmp_path: Path):
     res = run("annotate", src, "-b", "tiny-en", "-o", blocker / "out")
     assert res.exit_code == 1 and "Traceback" not in res.output and "cannot write" in res.stderr
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_streamed_jsonl_is_byte_identical_to_json_dumps():
+    from edge_finer.entity import Entity
+    from edge_finer.formats import Record, jsonl
+
+    ents = [Entity(0, 4, "Ravi", "PER", "Person", 0.5), Entity(8, 14, 'Dé"lhi', "LOC", "Location", 0.25)]
+    for routing in (None, {"language": "en", "bundle": "x", "confidence": 1.0}):
+        for granularity in ("fine", "coarse"):
+            for found in ([], ents):
+                rec = Record('s"x', 3, 7, 'Ravi in Dé"lhi \ud800', found, routing)
+                items = [{"start": e.start, "end": e.end, "text": e.text,
+                          "label": e.coarse_label if granularity == "coarse" else e.label, "score": e.score,
+                          **({"coarse_label": e.coarse_label} if granularity == "fine" else {})} for e in found]
+                obj = {"source": rec.source, "line": 3, "offset": 7, "text": rec.text, "entities": items,
+                       **({"routing": routing} if routing else {})}
+                assert jsonl(rec, granularity) == json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def test_atomic_write_of_chunks_that_fail_leaves_nothing(tmp_path: Path):
+    from edge_finer.textio import atomic_write
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("previous results\n", encoding="utf-8")
+
+    def chunks():
+        yield "half of a new "
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, chunks())
+    assert target.read_text(encoding="utf-8") == "previous results\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+    atomic_write(target, iter(["a", "b\n"]))
+    assert target.read_text(encoding="utf-8") == "ab\n"
