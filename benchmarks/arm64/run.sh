@@ -89,7 +89,7 @@ cp -r "$PROJECT"/edge_finer "$PROJECT"/quantize "$PROJECT"/bundles "$PROJECT"/cl
 rm -rf "$src"
 
 say "venv in the arm64 root, from those wheels only (no compiler, no bytecode)"
-chroot "$ROOTFS" /usr/bin/python3 -m venv /opt/edge-finer
+chroot "$ROOTFS" /usr/bin/python3 -m venv --clear /opt/edge-finer  # fresh each run: a reinstall of the same version would be skipped
 chroot "$ROOTFS" /opt/edge-finer/bin/python -m pip install -q --no-index --no-compile \
   --find-links /opt/edge-finer-check/wheels edge-finer
 
