@@ -427,10 +427,20 @@ def main() -> None:
         from benchmarks.cold_start import measure
 
         res["cold_start"] = measure(name, "Barack Obama visited the Louvre in Paris with Angela Merkel.", 5)
-    # chart: int8 bundle, fp32 student, teacher, XLM-R stand-in, spaCy
+    res["chart_points"] = chart_points(name, manifest, res)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "perf.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    if not chart(res, args.out / "perf.png"):
+        print("matplotlib not installed: no perf.png (pip install '.[bench]')", file=sys.stderr)
+    (args.out / "perf.md").write_text(markdown(res), encoding="utf-8")
+    print(markdown(res))
+
+
+def chart_points(name: str, manifest: dict, res: dict) -> list[dict]:
+    """Size, words/s (1 thread, batch 32) and dev F1 per system, for the chart."""
     ev = manifest.get("evaluation", {})
     shipped = json.loads((RESULTS / "shipped.json").read_text(encoding="utf-8")) if (RESULTS / "shipped.json").is_file() else {}
-    peer = next((b.get("spacy", {}) for b in shipped.get("bundles", []) if b.get("name") == name), {})
+    peer = next((b.get("spacy", {}) for b in shipped.get("results", []) if b.get("bundle") == name), {})
     wps = {r["system"]: r["words_per_second"] for r in res["throughput"] if r["threads"] == 1 and r["batch"] == 32}
     sizes = {"edge-finer int8": (ROOT / "bundles" / name / "model.onnx").stat().st_size / 1e6,
              "student fp32 ONNX": (ROOT / ".build" / name / "export" / "model.onnx").stat().st_size / 1e6
@@ -441,14 +451,8 @@ def main() -> None:
     f1 = {"edge-finer int8": (ev.get("student_int8") or {}).get("f1"), "student fp32 ONNX": (ev.get("student_fp32") or {}).get("f1"),
           "teacher fp32 PyTorch": (ev.get("teacher_fp32") or {}).get("f1"), "XLM-R-base-sized fp32 PyTorch": None,
           "spaCy NER (same data)": peer.get("f1")}
-    res["chart_points"] = [{"system": s, "size_mb": sizes[s], "words_per_second": wps.get(s), "f1": f1[s]}
-                           for s in sizes if sizes[s] and wps.get(s)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "perf.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    if not chart(res, args.out / "perf.png"):
-        print("matplotlib not installed: no perf.png (pip install '.[bench]')", file=sys.stderr)
-    (args.out / "perf.md").write_text(markdown(res), encoding="utf-8")
-    print(markdown(res))
+    return [{"system": s, "size_mb": sizes[s], "words_per_second": wps.get(s), "f1": f1[s]}
+            for s in sizes if sizes[s] and wps.get(s)]
 
 
 if __name__ == "__main__":
