@@ -18,7 +18,7 @@ import numpy as np
 
 from .backend import Backend, OnnxBackend
 from .bundle import Bundle, open_bundle, verify_output_width
-from .decoding import AGGREGATIONS, LabelScheme, aggregate, decode, spans
+from .decoding import AGGREGATIONS, LabelScheme, aggregate, decode_batch, spans
 from .entity import Entity
 from .errors import BundleError, EdgeFinerError
 from .pretokenize import _WORD
@@ -237,8 +237,9 @@ class Annotator:
                 first, rows = aggregate(probs[row, 1:1 + wids.size], wids, self.aggregation)
                 owned = (first >= lo) & (first < hi)
                 word_probs[k][wids[first[owned]]] = rows[owned]
-        for k in live:
-            out[k] = self._entities(sentences[k][0], word_spans[k], word_probs[k])
+        decoded = decode_batch([word_probs[k] for k in live], self.scheme)
+        for k, tags in zip(live, decoded):
+            out[k] = self._entities(sentences[k][0], word_spans[k], word_probs[k], tags)
         return out
 
     def _o_rows(self, n: int) -> np.ndarray:
@@ -273,8 +274,8 @@ class Annotator:
         logits /= logits.sum(axis=-1, keepdims=True)
         return logits
 
-    def _entities(self, text: str, word_spans: list[tuple[int, int]], probs: np.ndarray) -> list[Entity]:
-        tags = decode(probs, self.scheme)
+    def _entities(self, text: str, word_spans: list[tuple[int, int]], probs: np.ndarray,
+                  tags: np.ndarray) -> list[Entity]:
         ents = []
         for first, end, label_index, score in spans(tags, probs, self.scheme):
             if score < self.threshold:

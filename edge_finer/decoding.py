@@ -81,6 +81,57 @@ def viterbi(logp: np.ndarray, scheme: LabelScheme) -> np.ndarray:
     return tags
 
 
+def viterbi_batch(logps: list[np.ndarray], scheme: LabelScheme) -> list[np.ndarray]:
+    """:func:`viterbi` for many sentences at once: one loop over positions, the sentences
+    side by side (padded), so the Python cost is per position, not per sentence and position.
+    Measured: a third of the English dev sentences need Viterbi, and one at a time it took
+    10 % of annotation time."""
+    if not logps:
+        return []
+    num = len(scheme.labels)
+    lengths = np.array([lp.shape[0] for lp in logps])
+    width = int(lengths.max())
+    if width == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in logps]
+    batch = np.zeros((len(logps), width, num), dtype=np.float64)
+    for k, lp in enumerate(logps):
+        batch[k, :lp.shape[0]] = lp
+    i_pos, i_from_b = scheme.i_pos, scheme.i_from_b
+    rows = np.arange(len(logps))
+    delta = batch[:, 0].copy()
+    delta[:, i_pos] = -np.inf
+    back = np.zeros((len(logps), width, num), dtype=np.int64)
+    for t in range(1, width):
+        best = delta.argmax(axis=1)
+        new = np.repeat(delta[rows, best][:, None], num, axis=1)
+        ptr = np.repeat(best[:, None], num, axis=1)
+        via_b, via_i = delta[:, i_from_b], delta[:, i_pos]
+        take_b = via_b >= via_i
+        new[:, i_pos] = np.where(take_b, via_b, via_i)
+        ptr[:, i_pos] = np.where(take_b, i_from_b, i_pos)
+        live = t < lengths  # finished sentences keep their last delta
+        delta = np.where(live[:, None], new + batch[:, t], delta)
+        back[:, t] = ptr
+    out = []
+    for k, n in enumerate(lengths):
+        tags = np.empty(n, dtype=np.int64)
+        if n:
+            tags[-1] = int(np.argmax(delta[k]))
+            for t in range(n - 1, 0, -1):
+                tags[t - 1] = back[k, t, tags[t]]
+        out.append(tags)
+    return out
+
+
+def decode_batch(probs: list[np.ndarray], scheme: LabelScheme) -> list[np.ndarray]:
+    """:func:`decode` for many sentences: the argmax where valid, batched Viterbi for the rest."""
+    tags = [p.argmax(axis=1) for p in probs]
+    bad = [k for k, t in enumerate(tags) if not scheme.valid(t)]
+    for k, fixed in zip(bad, viterbi_batch([np.log(np.maximum(probs[k], 1e-12)) for k in bad], scheme)):
+        tags[k] = fixed
+    return tags
+
+
 def decode(probs: np.ndarray, scheme: LabelScheme) -> np.ndarray:
     """Valid IOB2 tags for one sentence: argmax when valid, else constrained Viterbi."""
     tags = probs.argmax(axis=1)

@@ -517,3 +517,18 @@ def test_huge_text_without_any_space(annotator: Annotator):
         ents = annotator.annotate(text)
         check_spans(text, ents)
         assert ents == []
+
+
+def test_batched_viterbi_equals_one_at_a_time():
+    from edge_finer.decoding import decode_batch, viterbi_batch
+
+    rng = np.random.default_rng(3)
+    for labels in (LABELS, ["O", "B-A", "I-A", "B-B", "I-B"], ["B-A", "O", "I-B", "I-A", "B-B"]):
+        scheme = LabelScheme.from_labels(labels)
+        logps = [np.log(rng.dirichlet(np.ones(len(labels)) * 0.3, size=int(n)) + 1e-12)
+                 for n in rng.integers(0, 12, size=40)]
+        got = viterbi_batch(logps, scheme)
+        assert [g.tolist() for g in got] == [viterbi(lp, scheme).tolist() for lp in logps]
+        probs = [np.exp(lp) for lp in logps]
+        assert [t.tolist() for t in decode_batch(probs, scheme)] == [decode(p, scheme).tolist() for p in probs]
+    assert viterbi_batch([], SCHEME) == []
