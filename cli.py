@@ -126,7 +126,7 @@ def annotate(
     force: bool = typer.Option(False, "--force", help="Replace existing output files."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --output run: skip inputs "
                                 "whose output is already there (same options required)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=256, help="onnxruntime threads [default: min(4, cores)]."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=256, help="onnxruntime threads [default: 1; more helps only long batch runs]."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                               help="Minimum entity score [default: the bundle's]."),
     aggregation: Optional[Aggregation] = typer.Option(None, "--aggregation", help="Subword to word scores [default: the bundle's]."),

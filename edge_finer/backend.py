@@ -30,12 +30,13 @@ def available_cores() -> int:
 
 
 def default_threads() -> int:
-    """Intra-op threads when the user does not say.
+    """Intra-op threads when the user does not say: one.
 
-    Up to 4 of the available cores: beyond that a model this small gains nothing, and with
-    spinning disabled (see below) idle workers do not steal a core from a busy laptop or Pi.
+    Measured (benchmarks/results/perf.md, 2 cores): a second thread made one-sentence calls
+    40 % slower (9.2k vs 16.0k words/s) and whole batches only 10-18 % faster; a model this
+    small splits badly.  ``--threads N`` / ``threads=N`` is there for long batch runs.
     """
-    return min(4, available_cores())
+    return 1
 
 
 class OnnxBackend:

@@ -100,7 +100,7 @@ def viterbi_batch(logps: list[np.ndarray], scheme: LabelScheme) -> list[np.ndarr
     rows = np.arange(len(logps))
     delta = batch[:, 0].copy()
     delta[:, i_pos] = -np.inf
-    back = np.zeros((len(logps), width, num), dtype=np.int64)
+    back = np.zeros((len(logps), width, num), dtype=np.int32)
     for t in range(1, width):
         best = delta.argmax(axis=1)
         new = np.repeat(delta[rows, best][:, None], num, axis=1)
@@ -123,12 +123,15 @@ def viterbi_batch(logps: list[np.ndarray], scheme: LabelScheme) -> list[np.ndarr
     return out
 
 
-def decode_batch(probs: list[np.ndarray], scheme: LabelScheme) -> list[np.ndarray]:
-    """:func:`decode` for many sentences: the argmax where valid, batched Viterbi for the rest."""
+def decode_batch(probs: list[np.ndarray], scheme: LabelScheme, group: int = 64) -> list[np.ndarray]:
+    """:func:`decode` for many sentences: the argmax where valid, batched Viterbi for the rest
+    (by ``group`` sentences of similar length, so padding and the back-pointer table stay small)."""
     tags = [p.argmax(axis=1) for p in probs]
-    bad = [k for k, t in enumerate(tags) if not scheme.valid(t)]
-    for k, fixed in zip(bad, viterbi_batch([np.log(np.maximum(probs[k], 1e-12)) for k in bad], scheme)):
-        tags[k] = fixed
+    bad = sorted((k for k, t in enumerate(tags) if not scheme.valid(t)), key=lambda k: probs[k].shape[0])
+    for i in range(0, len(bad), group):
+        part = bad[i:i + group]
+        for k, fixed in zip(part, viterbi_batch([np.log(np.maximum(probs[k], 1e-12)) for k in part], scheme)):
+            tags[k] = fixed
     return tags
 
 
