@@ -10,7 +10,10 @@ For each non-demo bundle in ``bundles/index.json`` (or those named on the comman
 The spaCy peer is trained once per dataset with ``benchmarks/peer_spacy.py`` (its default CPU
 config) and cached in the work folder.
 
-    python -m benchmarks.shipped [NAMES...] [--work .bench] [--repeats 5]
+    python -m benchmarks.shipped [NAMES...] [--work .bench] [--repeats 5] [--merge]
+
+(Assamese, built but not shipped: ``EDGE_FINER_BUNDLES=.build/unshipped python -m benchmarks.shipped
+guit-astourne-as --merge``.)
 
 Writes ``benchmarks/results/shipped.json`` and ``benchmarks/results/shipped.md``.
 """
@@ -141,11 +144,17 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / ".bench")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--spacy-steps", type=int, default=6000)
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other bundles' rows of the existing shipped.json (rerun only NAMES)")
     args = ap.parse_args()
     index = json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]
     names = args.names or [b["name"] for b in index if not b.get("demo")]
     mach = machine()
     results = [bench_bundle(n, args.work, args.repeats, args.spacy_steps) for n in names]
+    if args.merge and (RESULTS / "shipped.json").is_file():
+        kept = [r for r in json.loads((RESULTS / "shipped.json").read_text())["results"] if r["bundle"] not in names]
+        order = {b["name"]: i for i, b in enumerate(index)}
+        results = sorted(kept + results, key=lambda r: order.get(r["bundle"], len(order)))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "shipped.json").write_text(json.dumps({"machine": mach, "results": results}, indent=2))
     (RESULTS / "shipped.md").write_text(markdown(results, mach))

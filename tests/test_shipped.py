@@ -100,23 +100,11 @@ DATA = ROOT.parent / "shared" / "data"
 
 def _dev_sentences(manifest: dict, n: int) -> list[str]:
     """The first ``n`` dev sentences (>= 40 characters) of the dataset a bundle was built from."""
-    import tomllib
+    from benchmarks.arm64.sentences import recipe_dev_sentences
 
-    recipe = tomllib.loads((ROOT / "recipes" / f"{manifest['name']}.toml").read_text(encoding="utf-8"))
-    dev = (ROOT / "recipes" / recipe.get("root", ".") / recipe["data"]["eval"]).resolve()  # root: relative to the recipe
-    if not dev.is_file():
-        pytest.skip(f"{dev} not found (../shared/data beside the project)")
-    out, words = [], []
-    for line in dev.read_text(encoding="utf-8").splitlines() + [""]:
-        if line.strip():
-            words.append(line.split("\t")[0])
-        elif words:
-            if len(" ".join(words)) >= 40:
-                out.append(" ".join(words))
-            words = []
-        if len(out) == n:
-            break
-    return out
+    if not DATA.is_dir():
+        pytest.skip(f"{DATA} not found (../shared/data beside the project)")
+    return recipe_dev_sentences(manifest["name"], n)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
