@@ -45,8 +45,8 @@ def _clean(s: str) -> str:
 
 def jsonl_chunks(rec: Record, granularity: str) -> Iterator[str]:
     """One record's JSON line in pieces, one per entity: byte for byte what ``json.dumps`` of
-    the whole record gives, without ever holding it (a 50 MB line with 850,000 entities once
-    peaked at 1.4 GB when built whole)."""
+    the whole record gives, without building the record's dicts and string at once (a single
+    line can hold hundreds of thousands of entities)."""
     def dump(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
 
