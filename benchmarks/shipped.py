@@ -121,11 +121,13 @@ def markdown(results: list[dict], mach: dict) -> str:
         "| bundle | teacher F1 | student fp32 F1 | int8 F1 | spaCy F1 | int8 words/s | spaCy words/s | bundle MB | spaCy MB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    shipped = {b["name"] for b in json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]}
     for r in results:
         b = r["build"]
         f = lambda d, k: f"{100 * d[k]['f1']:.1f}" if k in d else "–"  # noqa: E731
+        name = r["bundle"] if r["bundle"] in shipped else f"{r['bundle']} (built, not shipped)"
         lines.append(
-            f"| {r['bundle']} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "
+            f"| {name} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "
             f"{100 * r['spacy']['f1']:.1f} | {r['int8']['words_per_second']:,.0f} | "
             f"{r['spacy']['words_per_second']:,.0f} | {r['int8']['size_bytes'] / 1e6:.2f} | "
             f"{r['spacy']['size_bytes'] / 1e6:.2f} |")
