@@ -25,8 +25,10 @@ from .langprofile import ORDERS, PROFILE_FILE, UNSEEN_LOGP, Profile, ngrams, rea
 from .scripts import expand, script_counts
 from .segment import iter_sentences
 
-#: Characters read from a document to route it (spread over the document, not only its head).
-DOCUMENT_SAMPLE_CHARS = 20_000
+#: Characters read from a document to route it (ten slices spread over the document, not
+#: only its head).  20,000 made routing ~10 % of the annotation time of a 200-sentence
+#: document (benchmarks/results/routing.md); a few thousand letters settle a language.
+DOCUMENT_SAMPLE_CHARS = 4_000
 #: A sentence with fewer letters than this is too short to route alone in sentence mode; it
 #: takes the decision of the document around it.
 MIN_SENTENCE_LETTERS = 12
