@@ -205,7 +205,7 @@ class Router:
         by = "script" if len(langs) == 1 else "n-gram profile"
         if vote:
             by += " + cld3"
-        return self._choose(best, confidence, by, evidence, cand if len(langs) > 1 else None)
+        return self._choose(best, confidence, by, evidence)
 
     def route_sentences(self, text: str) -> list[Segment]:
         """One decision per sentence, for code-mixed text; too-short sentences take the
@@ -277,8 +277,8 @@ class Router:
             return None  # the vote already weighed it
         return f"CLD3 identifies the text as {said!r} (probability {cld3['probability']:.2f}), which has no bundle"
 
-    def _choose(self, language: str, confidence: float, by: str, evidence: dict[str, Any],
-                scored: Candidate | None = None) -> Decision:
+    def _choose(self, language: str, confidence: float, by: str, evidence: dict[str, Any]) -> Decision:
+        """The language's preferred bundle (registry order, ``--taxonomy`` first)."""
         group = sorted((c for c in self.candidates if c.language == language), key=lambda c: c.rank)
         chosen = group[0]
         evidence["by"] = by
