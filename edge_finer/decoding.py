@@ -54,31 +54,10 @@ def viterbi(logp: np.ndarray, scheme: LabelScheme) -> np.ndarray:
     """Most probable IOB2-valid tag sequence for ``logp`` (words × labels, log-probabilities).
 
     I-X may only follow B-X or I-X, and may not start a sentence; everything else may follow
-    anything.  That structure makes each step O(labels) instead of O(labels²).
+    anything.  That structure makes each step O(labels) instead of O(labels²).  One sentence
+    is a batch of one (:func:`viterbi_batch` is the implementation).
     """
-    n, num = logp.shape
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    i_pos, i_from_b = scheme.i_pos, scheme.i_from_b
-    delta = logp[0].astype(np.float64).copy()
-    delta[i_pos] = -np.inf
-    back = np.zeros((n, num), dtype=np.int64)
-    for t in range(1, n):
-        best = int(np.argmax(delta))
-        new = np.full(num, delta[best])
-        ptr = np.full(num, best, dtype=np.int64)
-        via_b = delta[i_from_b]
-        via_i = delta[i_pos]
-        take_b = via_b >= via_i
-        new[i_pos] = np.where(take_b, via_b, via_i)
-        ptr[i_pos] = np.where(take_b, i_from_b, i_pos)
-        delta = new + logp[t]
-        back[t] = ptr
-    tags = np.empty(n, dtype=np.int64)
-    tags[-1] = int(np.argmax(delta))
-    for t in range(n - 1, 0, -1):
-        tags[t - 1] = back[t, tags[t]]
-    return tags
+    return viterbi_batch([logp], scheme)[0]
 
 
 def viterbi_batch(logps: list[np.ndarray], scheme: LabelScheme) -> list[np.ndarray]:
@@ -137,10 +116,7 @@ def decode_batch(probs: list[np.ndarray], scheme: LabelScheme, group: int = 64) 
 
 def decode(probs: np.ndarray, scheme: LabelScheme) -> np.ndarray:
     """Valid IOB2 tags for one sentence: argmax when valid, else constrained Viterbi."""
-    tags = probs.argmax(axis=1)
-    if scheme.valid(tags):
-        return tags
-    return viterbi(np.log(np.maximum(probs, 1e-12)), scheme)
+    return decode_batch([probs], scheme)[0]
 
 
 def spans(tags: np.ndarray, probs: np.ndarray, scheme: LabelScheme) -> list[tuple[int, int, int, float]]:
