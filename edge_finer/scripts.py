@@ -9,6 +9,7 @@ and marks vote: digits, punctuation, emoji and spaces are shared by every script
 from __future__ import annotations
 
 import bisect
+import functools
 import unicodedata
 from collections import Counter
 
@@ -60,6 +61,10 @@ def script_of(ch: str) -> str | None:
     return None if cat[0] == "M" else UNKNOWN_SCRIPT  # inherited marks do not vote
 
 
+# Per character, once: a text repeats the same few dozen letters (bounded for hostile input).
+_script_cached = functools.lru_cache(maxsize=65536)(script_of)
+
+
 def script_counts(text: str, limit: int = 20_000) -> Counter[str]:
     """Letters per script in (at most the first ``limit`` characters of) ``text``."""
     counts: Counter[str] = Counter()
@@ -69,19 +74,6 @@ def script_counts(text: str, limit: int = 20_000) -> Counter[str]:
         if code is not None:
             counts[code] += n
     return counts
-
-
-_CACHE: dict[str, str | None] = {}
-
-
-def _script_cached(ch: str) -> str | None:
-    try:
-        return _CACHE[ch]
-    except KeyError:
-        code = script_of(ch)
-        if len(_CACHE) < 65536:
-            _CACHE[ch] = code
-        return code
 
 
 def expand(codes: list[str] | tuple[str, ...]) -> set[str]:
