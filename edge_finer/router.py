@@ -13,14 +13,15 @@ installed languages and the ``--lang`` hint, never a guess.
 from __future__ import annotations
 
 import math
-from itertools import repeat
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import BundleError
 import numpy as np
 
+from .errors import BundleError
 from .langprofile import ORDERS, PROFILE_FILE, UNSEEN_LOGP, Profile, ngrams, read_profile
 from .scripts import expand, script_counts
 from .segment import iter_sentences
@@ -143,7 +144,9 @@ class Router:
     def route(self, text: str) -> Decision:
         """The bundle for a whole text (a sample of it, spread over its length)."""
         sample = _sample(text, DOCUMENT_SAMPLE_CHARS)
-        scripts = script_counts(sample)
+        return self._decide(sample, script_counts(sample))
+
+    def _decide(self, sample: str, scripts: Counter[str]) -> Decision:
         letters = sum(scripts.values())
         if not self.candidates:
             return self._unknown("no bundles are installed", {}, 0.0)
@@ -213,13 +216,14 @@ class Router:
         out: list[Segment] = []
         document: Decision | None = None
         for start, end in iter_sentences(text):
-            piece = text[start:end]
-            if sum(script_counts(piece).values()) < MIN_SENTENCE_LETTERS:
+            piece = _sample(text[start:end], DOCUMENT_SAMPLE_CHARS)
+            scripts = script_counts(piece)  # counted once: it says "too short" and then routes
+            if sum(scripts.values()) < MIN_SENTENCE_LETTERS:
                 if document is None:
                     document = self.route(text)
                 decision = document
             else:
-                decision = self.route(piece)
+                decision = self._decide(piece, scripts)
             out.append(Segment(start, end, decision))
         return out
 
