@@ -18,11 +18,12 @@ import numpy as np
 
 from .backend import Backend, OnnxBackend
 from .bundle import Bundle, open_bundle, verify_output_width
-from .decoding import AGGREGATIONS, LabelScheme, aggregate, decode_batch, spans
+from .decoding import AGGREGATIONS, LabelScheme, aggregate, decode_flat, spans_flat
 from .entity import Entity
 from .errors import BundleError, EdgeFinerError
 from .pretokenize import _WORD
 from .segment import iter_sentences
+from .subwords import WordEncoder
 from .windows import owned_windows
 
 #: Sentences handed to the model per internal chunk: bounds memory on huge inputs while
@@ -72,6 +73,7 @@ class Annotator:
         self.bos_id, self.eos_id, self.pad_id = int(inp["bos_id"]), int(inp["eos_id"]), int(inp["pad_id"])
         self._backend = backend
         self._tokenizer: Any = None
+        self._words: Any = None
         self._init_lock = threading.Lock()
 
     # -- construction ---------------------------------------------------------------------
@@ -128,6 +130,7 @@ class Annotator:
                 raise BundleError(f"{self.bundle.tokenizer_path}: not a valid tokenizer ({exc})") from None
             tok.no_truncation()
             tok.no_padding()
+            self._words = WordEncoder(tok)
             self._tokenizer = tok
 
     @property
@@ -200,57 +203,75 @@ class Annotator:
     # -- the pipeline ---------------------------------------------------------------------
 
     def _annotate_sentences(self, sentences: list[tuple[str, int, int]]) -> list[list[Entity]]:
-        """Entities per sentence; each item is ``(text, start, end)`` of one sentence."""
-        word_spans: list[list[tuple[int, int]]] = []
-        word_lists: list[list[str]] = []
-        for text, a, b in sentences:
-            found = [m.span() for m in _WORD.finditer(text, a, b)]
-            word_spans.append(found)
-            word_lists.append([text[s:e] for s, e in found])
+        """Entities per sentence; each item is ``(text, start, end)`` of one sentence.
+
+        All words of the chunk live in one ``(words, labels)`` array (sentence ``k`` is rows
+        ``offsets[k]:offsets[k + 1]``), so aggregation, decoding and span finding are a few
+        numpy calls per model batch or per chunk rather than per sentence: at ~15 words a
+        sentence, per-sentence numpy calls cost more than the model's own glue.
+        """
+        word_spans = [[m.span() for m in _WORD.finditer(text, a, b)] for text, a, b in sentences]
+        offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+        np.cumsum([len(w) for w in word_spans], out=offsets[1:])
         out: list[list[Entity]] = [[] for _ in sentences]
-        live = [k for k, w in enumerate(word_lists) if w]
+        live = [k for k, w in enumerate(word_spans) if w]
         if not live:
             return out
-        encodings = self._tokenizer.encode_batch(
-            [word_lists[k] for k in live], is_pretokenized=True, add_special_tokens=False
-        )
-        # windows: (sentence, ids, word index per token, owned token range)
-        windows: list[tuple[int, np.ndarray, np.ndarray, int, int]] = []
-        for k, enc in zip(live, encodings):
-            ids = np.asarray(enc.ids, dtype=np.int64)
-            wids = np.asarray([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
-            keep = wids >= 0
-            if not keep.all():
-                ids, wids = ids[keep], wids[keep]
+        all_ids, all_words, token_starts = self._words.encode(
+            [[text[s:e] for s, e in spans] for (text, _, _), spans in zip(sentences, word_spans)])
+        # windows: (ids, index among all words per token, owned token range)
+        windows: list[tuple[np.ndarray, np.ndarray, int, int]] = []
+        for k in live:
+            ids = all_ids[token_starts[k]:token_starts[k + 1]]
+            wids = all_words[token_starts[k]:token_starts[k + 1]]
             for s, e, lo, hi in owned_windows(wids, self.max_tokens, self.stride):
                 if s > 0 and wids[s - 1] == wids[s]:
                     # The window opens inside a word longer than a window: its first token is
                     # not that word's first subword, so this window must not label the word.
                     lo = max(lo, s + 1)
-                windows.append((k, ids[s:e], wids[s:e], lo - s, hi - s))
-        word_probs = {k: self._o_rows(len(word_lists[k])) for k in live}
+                if e > s:
+                    windows.append((ids[s:e], wids[s:e], lo - s, hi - s))
+        # Words the tokenizer dropped entirely keep these rows: certainly not entities.
+        word_probs = np.zeros((int(offsets[-1]), len(self.scheme.labels)), dtype=np.float32)
+        word_probs[:, self.scheme.labels.index("O")] = 1.0
         for batch in self._batches(windows):
-            probs = self._run_batch([w[1] for w in batch])
-            for row, (k, _, wids, lo, hi) in enumerate(batch):
-                if wids.size == 0:
-                    continue
-                first, rows = aggregate(probs[row, 1:1 + wids.size], wids, self.aggregation)
-                owned = (first >= lo) & (first < hi)
-                word_probs[k][wids[first[owned]]] = rows[owned]
-        decoded = decode_batch([word_probs[k] for k in live], self.scheme)
-        for k, tags in zip(live, decoded):
-            out[k] = self._entities(sentences[k][0], word_spans[k], word_probs[k], tags)
+            self._scatter(batch, self._run_batch([w[0] for w in batch]), word_probs)
+        tags = decode_flat(word_probs, offsets, self.scheme)
+        firsts, ends, labels, scores = spans_flat(tags, word_probs, offsets, self.scheme)
+        keep = scores >= self.threshold
+        owners = np.searchsorted(offsets, firsts[keep], side="right") - 1
+        flat_spans = [span for w in word_spans for span in w]
+        types, coarse = self.scheme.types, self.coarse
+        for k, first, end, label, score in zip(owners.tolist(), firsts[keep].tolist(), ends[keep].tolist(),
+                                               labels[keep].tolist(), scores[keep].tolist()):
+            text = sentences[k][0]
+            start, stop = flat_spans[first][0], flat_spans[end - 1][1]
+            etype = types[label]
+            out[k].append(Entity(start, stop, text[start:stop], etype, coarse[etype], round(score, 6)))
         return out
 
-    def _o_rows(self, n: int) -> np.ndarray:
-        """Probabilities for words the tokenizer dropped entirely: certainly not entities."""
-        rows = np.zeros((n, len(self.scheme.labels)), dtype=np.float32)
-        rows[:, self.scheme.labels.index("O")] = 1.0
-        return rows
+    def _scatter(self, batch: list[tuple[np.ndarray, np.ndarray, int, int]], probs: np.ndarray,
+                 word_probs: np.ndarray) -> None:
+        """Write each word's probabilities from the window that owns it, for a whole batch at once."""
+        sizes = np.array([w[1].size for w in batch])
+        row_start = np.cumsum(sizes) - sizes
+        row = np.repeat(np.arange(len(batch)), sizes)
+        pos = np.arange(int(sizes.sum())) - row_start[row]  # token position within its window
+        words = np.concatenate([w[1] for w in batch])
+        # A word's tokens are contiguous within a window; a window boundary always starts a word.
+        new_word = np.empty(words.size, dtype=bool)
+        new_word[0] = True
+        np.not_equal(words[1:], words[:-1], out=new_word[1:])
+        new_word[row_start] = True
+        first, rows = aggregate(probs[row, pos + 1], np.cumsum(new_word), self.aggregation)
+        lo = np.array([w[2] for w in batch])[row[first]]
+        hi = np.array([w[3] for w in batch])[row[first]]
+        owned = (pos[first] >= lo) & (pos[first] < hi)
+        word_probs[words[first[owned]]] = rows[owned]
 
     def _batches(self, windows: list[Any]) -> Iterator[list[Any]]:
         # Longest first and similar lengths together: padding waste is what costs here.
-        order = sorted(range(len(windows)), key=lambda i: -windows[i][1].size)
+        order = sorted(range(len(windows)), key=lambda i: -windows[i][0].size)
         for i in range(0, len(order), self.batch_size):
             yield [windows[j] for j in order[i:i + self.batch_size]]
 
@@ -273,17 +294,6 @@ class Annotator:
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=-1, keepdims=True)
         return logits
-
-    def _entities(self, text: str, word_spans: list[tuple[int, int]], probs: np.ndarray,
-                  tags: np.ndarray) -> list[Entity]:
-        ents = []
-        for first, end, label_index, score in spans(tags, probs, self.scheme):
-            if score < self.threshold:
-                continue
-            start, stop = word_spans[first][0], word_spans[end - 1][1]
-            etype = self.scheme.types[label_index]
-            ents.append(Entity(start, stop, text[start:stop], etype, self.coarse[etype], round(score, 6)))
-        return ents
 
 
 def clear_cache() -> None:

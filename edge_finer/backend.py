@@ -39,6 +39,14 @@ def default_threads() -> int:
     return 1
 
 
+#: Graph fusions that make our models slower.  SkipLayerNormalization (residual add + LayerNorm
+#: in one kernel) ran 8x slower per element than the plain LayerNormalization kernel on the
+#: same tensors (0.94 vs 0.12 ms per call, batch 32, hidden 256, onnxruntime 1.31 profiler);
+#: without the fusion the English bundle's batches ran 10-15 % faster end to end with the same
+#: labels (benchmarks/results/perf.md, "session settings").
+DISABLED_FUSIONS = ("SkipLayerNormFusion",)
+
+
 class OnnxBackend:
     """One onnxruntime session per bundle; ``run`` is safe to call from many threads."""
 
@@ -75,7 +83,8 @@ class OnnxBackend:
                               "self-contained (nothing outside the checksummed files is ever loaded)")
         try:
             # from the bytes just checked, so the file cannot be swapped between check and load
-            self.session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=list(DISABLED_FUSIONS))
             del model
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"{model_path}: onnxruntime cannot load this model ({exc})") from None

@@ -3,8 +3,9 @@
 Why constrained decoding: a token classifier scores every word independently, so its argmax
 can say ``O I-PER`` or ``B-LOC I-ORG``; repairing such output ad hoc loses or invents entities.
 Viterbi over the IOB2 transition constraints returns the most probable *valid* tag sequence.
-When the plain argmax is already valid it is that optimum, so Viterbi runs only on the rare
-sentences that need it (decoding stays cheap on the hot path).
+When the plain argmax is already valid it is that optimum, so Viterbi runs only on the
+sentences that need it (decoding stays cheap on the hot path).  The annotator keeps all words
+of a chunk in one array, so argmax, validity and span finding are a few numpy calls per chunk.
 """
 from __future__ import annotations
 
@@ -102,16 +103,47 @@ def viterbi_batch(logps: list[np.ndarray], scheme: LabelScheme) -> list[np.ndarr
     return out
 
 
-def decode_batch(probs: list[np.ndarray], scheme: LabelScheme, group: int = 64) -> list[np.ndarray]:
-    """:func:`decode` for many sentences: the argmax where valid, batched Viterbi for the rest
-    (by ``group`` sentences of similar length, so padding and the back-pointer table stay small)."""
-    tags = [p.argmax(axis=1) for p in probs]
-    bad = sorted((k for k, t in enumerate(tags) if not scheme.valid(t)), key=lambda k: probs[k].shape[0])
+def decode_flat(probs: np.ndarray, offsets: np.ndarray, scheme: LabelScheme, group: int = 64) -> np.ndarray:
+    """Valid IOB2 tags for many sentences stored end to end.
+
+    ``probs`` is (words of all sentences, labels); sentence ``k`` is rows
+    ``offsets[k]:offsets[k + 1]``.  One argmax and one validity check over all words, then
+    batched Viterbi (``group`` sentences of similar length at a time, so padding and the
+    back-pointer table stay small) for the sentences whose argmax is not valid IOB2.  Why flat:
+    per-sentence numpy calls cost more than the arithmetic for sentences this short.
+    """
+    tags = probs.argmax(axis=1) if probs.size else np.zeros(probs.shape[0], dtype=np.int64)
+    bad = _invalid_sentences(tags, offsets, scheme)
+    bad = sorted(bad.tolist(), key=lambda k: offsets[k + 1] - offsets[k])
     for i in range(0, len(bad), group):
         part = bad[i:i + group]
-        for k, fixed in zip(part, viterbi_batch([np.log(np.maximum(probs[k], 1e-12)) for k in part], scheme)):
-            tags[k] = fixed
+        logps = [np.log(np.maximum(probs[offsets[k]:offsets[k + 1]], 1e-12)) for k in part]
+        for k, fixed in zip(part, viterbi_batch(logps, scheme)):
+            tags[offsets[k]:offsets[k + 1]] = fixed
     return tags
+
+
+def _invalid_sentences(tags: np.ndarray, offsets: np.ndarray, scheme: LabelScheme) -> np.ndarray:
+    """Indices of the sentences whose tags contain an I- that does not continue its type."""
+    if tags.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    types = scheme.type_id[tags]
+    prev = np.empty_like(types)
+    prev[0] = -1
+    prev[1:] = types[:-1]
+    firsts = offsets[:-1][offsets[:-1] < tags.size]
+    prev[firsts] = -1
+    wrong = np.flatnonzero(scheme.is_i[tags] & (prev != types))
+    return np.unique(np.searchsorted(offsets, wrong, side="right") - 1)
+
+
+def decode_batch(probs: list[np.ndarray], scheme: LabelScheme, group: int = 64) -> list[np.ndarray]:
+    """:func:`decode_flat` for a list of per-sentence ``(words, labels)`` arrays."""
+    if not probs:
+        return []
+    offsets = np.cumsum([0] + [p.shape[0] for p in probs])
+    tags = decode_flat(np.concatenate(probs), offsets, scheme, group)
+    return np.split(tags, offsets[1:-1])
 
 
 def decode(probs: np.ndarray, scheme: LabelScheme) -> np.ndarray:
@@ -119,25 +151,36 @@ def decode(probs: np.ndarray, scheme: LabelScheme) -> np.ndarray:
     return decode_batch([probs], scheme)[0]
 
 
-def spans(tags: np.ndarray, probs: np.ndarray, scheme: LabelScheme) -> list[tuple[int, int, int, float]]:
-    """``(first_word, end_word, label_index_of_B, mean_probability)`` for each entity.
+def spans_flat(tags: np.ndarray, probs: np.ndarray, offsets: np.ndarray,
+               scheme: LabelScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Entities of many sentences stored end to end (as in :func:`decode_flat`).
 
-    ``tags`` must be valid IOB2 (as :func:`decode` returns); the score of an entity is the mean
-    probability of its chosen tags, the confidence a user thresholds on.
+    Returns arrays ``(first_word, end_word, label_index_of_B, mean_probability)`` with word
+    indices into the flat rows; an entity never crosses a sentence boundary.  ``tags`` must be
+    valid IOB2; the score of an entity is the mean probability of its chosen tags, the
+    confidence a user thresholds on.
     """
     n = tags.size
-    if n == 0:
-        return []
-    starts = np.flatnonzero(scheme.is_b[tags])
+    starts = np.flatnonzero(scheme.is_b[tags]) if n else np.zeros(0, dtype=np.int64)
     if starts.size == 0:
-        return []
-    breaks = np.flatnonzero(~scheme.is_i[tags])  # every word that is not a continuation
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, np.zeros(0, dtype=np.float64)
+    stops = ~scheme.is_i[tags]  # every word that is not a continuation ends what came before
+    stops[offsets[:-1][offsets[:-1] < n]] = True
+    breaks = np.flatnonzero(stops)
     ends_at = np.searchsorted(breaks, starts, side="right")
     ends = np.where(ends_at < breaks.size, breaks[np.minimum(ends_at, breaks.size - 1)], n)
     chosen = probs[np.arange(n), tags]
     csum = np.concatenate(([0.0], np.cumsum(chosen, dtype=np.float64)))
     scores = (csum[ends] - csum[starts]) / (ends - starts)
-    return [(int(s), int(e), int(tags[s]), float(sc)) for s, e, sc in zip(starts, ends, scores)]
+    return starts, ends, tags[starts], scores
+
+
+def spans(tags: np.ndarray, probs: np.ndarray, scheme: LabelScheme) -> list[tuple[int, int, int, float]]:
+    """``(first_word, end_word, label_index_of_B, mean_probability)`` for each entity of one
+    sentence (:func:`spans_flat` with a single sentence)."""
+    found = spans_flat(tags, probs, np.array([0, tags.size]), scheme)
+    return [(int(s), int(e), int(lab), float(sc)) for s, e, lab, sc in zip(*found)]
 
 
 def aggregate(token_probs: np.ndarray, word_index: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:

@@ -532,3 +532,56 @@ def test_batched_viterbi_equals_one_at_a_time():
         probs = [np.exp(lp) for lp in logps]
         assert [t.tolist() for t in decode_batch(probs, scheme)] == [decode(p, scheme).tolist() for p in probs]
     assert viterbi_batch([], SCHEME) == []
+
+
+def test_flat_decoding_equals_sentence_by_sentence():
+    """The annotator decodes a whole chunk as one array; sentence boundaries must hold exactly."""
+    from edge_finer.decoding import decode_flat, spans_flat
+
+    rng = np.random.default_rng(5)
+    sizes = [int(n) for n in rng.integers(0, 9, size=60)] + [0, 0]
+    probs = [rng.dirichlet(np.ones(len(LABELS)) * 0.3, size=n) for n in sizes]
+    offsets = np.concatenate(([0], np.cumsum(sizes)))
+    flat = np.concatenate(probs)
+    tags = decode_flat(flat, offsets, SCHEME)
+    found = list(zip(*(a.tolist() for a in spans_flat(tags, flat, offsets, SCHEME))))
+    expected = []
+    for k, p in enumerate(probs):
+        own = decode(p, SCHEME)
+        assert tags[offsets[k]:offsets[k + 1]].tolist() == own.tolist()
+        expected += [(s + offsets[k], e + offsets[k], lab, sc) for s, e, lab, sc in spans(own, p, SCHEME)]
+    assert [f[:3] for f in found] == [e[:3] for e in expected]
+    assert [f[3] for f in found] == pytest.approx([e[3] for e in expected])
+
+
+def test_an_entity_never_runs_into_the_next_sentence():
+    # B-PER I-PER | I-PER O : the second sentence's I-PER is invalid there and is decoded away
+    tags = _tags("B-PER", "I-PER", "I-PER", "O")
+    probs = np.full((4, len(LABELS)), 0.01)
+    probs[np.arange(4), tags] = 0.9
+    from edge_finer.decoding import decode_flat, spans_flat
+
+    offsets = np.array([0, 2, 4])
+    fixed = decode_flat(probs, offsets, SCHEME)
+    assert SCHEME.labels[fixed[2]] != "I-PER"
+    # even handed invalid tags, spans stop at the boundary
+    firsts, ends, _, _ = spans_flat(tags, probs, offsets, SCHEME)
+    assert (firsts.tolist(), ends.tolist()) == ([0], [2])
+
+
+def test_session_leaves_out_the_slow_fusion(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch):
+    """SkipLayerNormalization fusion measured slower on our models (backend.DISABLED_FUSIONS)."""
+    import onnxruntime as ort
+
+    from edge_finer.backend import OnnxBackend
+
+    seen = {}
+    real = ort.InferenceSession
+
+    def spy(model, sess_options=None, providers=None, **kw):
+        seen.update(kw, threads=sess_options.intra_op_num_threads)
+        return real(model, sess_options=sess_options, providers=providers, **kw)
+
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    OnnxBackend(tiny_bundle / "model.onnx")
+    assert "SkipLayerNormFusion" in seen["disabled_optimizers"] and seen["threads"] == 1
