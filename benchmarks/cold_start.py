@@ -20,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,22 +29,49 @@ TIME = "/usr/bin/time"
 
 
 def timed(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in KiB, and stdout of one run of ``cmd``."""
+    """Wall seconds, peak RSS in KiB, and stdout of one run of ``cmd``.
+
+    Wall time from a monotonic clock around the run (``time -v`` prints only centiseconds);
+    the ``time`` wrapper's own start costs every command the same.
+    """
+    t0 = time.perf_counter()
     proc = subprocess.run([TIME, "-v", *cmd], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+(?:\.\d+)?)", proc.stderr)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    assert wall and rss, proc.stderr
-    return float(wall.group(1) or 0) * 60 + float(wall.group(2)), int(rss.group(1)), proc.stdout
+    assert rss, proc.stderr
+    return wall, int(rss.group(1)), proc.stdout
+
+
+def console_script() -> list[str]:
+    """The ``edge-finer`` that pip installed next to this interpreter.
+
+    Not the first one on PATH: version managers put shell-script shims there (pyenv's costs
+    ~90 ms per start here), which the floor, run with ``sys.executable``, would not pay.
+    """
+    beside = Path(sys.executable).parent / "edge-finer"
+    if beside.is_file():
+        return [str(beside)]
+    exe = shutil.which("edge-finer")
+    return [exe] if exe else [sys.executable, str(ROOT / "cli.py")]
+
+
+def compile_bytecode() -> None:
+    """Compile our modules as ``pip install`` does, so a source checkout (or an editable
+    install under PYTHONDONTWRITEBYTECODE) is not measured recompiling itself each start."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "edge_finer"), quiet=1)
+    compileall.compile_file(str(ROOT / "cli.py"), quiet=1)
 
 
 def measure(name: str, text: str, repeats: int) -> dict:
     """Median wall time and peak RSS of each command, interleaved; floor first."""
     if not Path(TIME).exists():
         sys.exit("needs GNU time at /usr/bin/time (apt-get install time)")
-    exe = shutil.which("edge-finer")
-    cli = [exe] if exe else [sys.executable, str(ROOT / "cli.py")]
+    compile_bytecode()
+    cli = console_script()
     systems = {
         "floor": [sys.executable, "-c", "import onnxruntime, tokenizers, numpy"],
         "cli": [*cli, "annotate", "--text", text, "--bundle", name, "-f", "jsonl", "--threads", "1"],

@@ -110,7 +110,15 @@ def _graph_external(buf: memoryview, depth: int) -> bool:
 
 
 def references_external_data(model: bytes) -> bool:
-    """True when any tensor of the model (graph, subgraphs, functions) lives in another file."""
+    """True when any tensor of the model (graph, subgraphs, functions) lives in another file.
+
+    onnxruntime refuses an external tensor without a ``location`` entry ("model format error!
+    Missing 'location'", checked with onnxruntime 1.31), so a model whose bytes never contain
+    ``location`` cannot name a file: one memchr-speed scan then replaces the walk (~10 ms of
+    every cold start for a 4.5 MB model).  Any occurrence, even inside weights, means a walk.
+    """
+    if b"location" not in model:
+        return False
     buf = memoryview(model)
     for number, wire, value in _fields(buf):
         if wire != 2:

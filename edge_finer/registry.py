@@ -119,6 +119,29 @@ def installed() -> list[Installed]:
     return found
 
 
+def _by_name(name: str) -> Path | None:
+    """The folder of the installed bundle called ``name``, as :func:`installed` would find it.
+
+    Within each root the folder named after the bundle (how bundles are installed) is tried
+    before the others are read, so naming a bundle reads one manifest, not all of them.
+    """
+    listed: set[str] | None = None
+    for source, root in roots():
+        if source == "shipped":
+            listed = {b["name"] for b in shipped_index().get("bundles", [])}
+        folders = list(iter_bundle_dirs(root))
+        folders.sort(key=lambda f: f.name != name)
+        for folder in folders:
+            if listed is not None and folder.name not in listed:
+                continue
+            try:
+                if read_manifest(folder).get("name") == name:
+                    return folder
+            except BundleError:
+                continue
+    return None
+
+
 def _lang_matches(manifest: dict[str, Any], lang: str) -> bool:
     want = lang.strip().lower().replace("_", "-")
     info = manifest.get("language", {})
@@ -164,9 +187,9 @@ def resolve(name_or_path: str | os.PathLike[str] | None = None, *, lang: str | N
             return _unpacked_archive(path)
         if path.exists():
             raise BundleNotFound(f"{path}: neither a bundle folder nor a bundle archive ({', '.join(ARCHIVE_SUFFIXES)})")
-        for b in installed():
-            if b.name == ref:
-                return b.path
+        found = _by_name(ref)
+        if found is not None:
+            return found
         if os.sep in ref or ref.startswith("."):
             raise BundleNotFound(f"{ref}: no such bundle folder or archive")
         names = ", ".join(b.name for b in installed()) or "none"

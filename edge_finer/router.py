@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -94,20 +95,20 @@ class Router:
         self.languages = sorted({c.language for c in self.candidates})
         # all profiles as one matrix over the union of their n-grams: scoring a text is then one
         # dict lookup per n-gram and one numpy gather, however many bundles are installed
-        self._vocab: dict[str, int] = {}
         self._rows: dict[int, int] = {}
         tables = []
         for i, c in enumerate(self.candidates):
             if c.profile is not None and c.profile.orders == ORDERS:
                 self._rows[i] = len(tables)
                 tables.append(c.profile.logp)
-                for gram in c.profile.logp:
-                    self._vocab.setdefault(gram, len(self._vocab))
+        # (dict.fromkeys/itemgetter keep the per-n-gram loops in C: this runs on every routed start)
+        self._vocab: dict[str, int] = {g: k for k, g in enumerate(dict.fromkeys(chain.from_iterable(tables)))}
         self._row_of = {id(self.candidates[i]): row for i, row in self._rows.items()}
         self._matrix = np.full((len(tables), len(self._vocab) + 1), UNSEEN_LOGP, dtype=np.float32)
         for row, logp in enumerate(tables):
-            cols = np.fromiter((self._vocab[g] for g in logp), dtype=np.int64, count=len(logp))
-            self._matrix[row, cols] = np.fromiter(logp.values(), dtype=np.float32, count=len(logp))
+            cols = itemgetter(*logp)(self._vocab) if len(logp) > 1 else [self._vocab[g] for g in logp]
+            self._matrix[row, np.asarray(cols, dtype=np.int64)] = np.fromiter(logp.values(), dtype=np.float32,
+                                                                                count=len(logp))
 
     @classmethod
     def installed(cls, taxonomy: str | None = None, use_cld3: bool | None = None,

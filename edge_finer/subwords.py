@@ -45,6 +45,10 @@ class WordEncoder:
         token_ends = np.concatenate(([0], np.cumsum(lengths)))
         return ids, words, token_ends[word_starts]
 
+    def clear(self) -> None:
+        """Forget the cached words (a benchmark's fresh start; memory back after a huge run)."""
+        self._cache.clear()
+
     def _pieces(self, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
         cache = self._cache
         known: dict[str, list[int]] = {}

@@ -71,6 +71,33 @@ def test_model_with_external_data_is_refused(tiny_bundle: Path, tmp_path: Path, 
     assert "\n" not in str(err.value)
 
 
+def test_the_word_location_alone_does_not_make_a_model_external():
+    """The fast path skips the walk only when b"location" is absent; present, the walk decides."""
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [4])
+    w = numpy_helper.from_array(np.frombuffer(b"location" * 2, np.float32).copy(), "location")
+    graph = helper.make_graph([helper.make_node("Add", ["X", "location"], ["Y"], name="location")], "g", [x], [y], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    assert b"location" in model and not references_external_data(model)
+
+
+def test_external_tensor_without_location_is_refused_by_onnxruntime(tiny_bundle: Path, tmp_path: Path):
+    """What the fast path relies on: no 'location' entry, no file read, one-line refusal."""
+    src = open_bundle(tiny_bundle)
+    manifest = {k: v for k, v in src.manifest.items() if k not in ("files", "format_version")}
+    model = onnx.load_from_string(_model("initializer", "weights.bin"))
+    entries = [e for e in model.graph.initializer[0].external_data if e.key != "location"]
+    del model.graph.initializer[0].external_data[:]
+    model.graph.initializer[0].external_data.extend(entries)
+    raw = model.SerializeToString()
+    assert b"location" not in raw and not references_external_data(raw)
+    evil = write_bundle(tmp_path / "evil", manifest, {"model.onnx": raw, "tokenizer.json": tiny_bundle / "tokenizer.json"},
+                        "# evil\n")
+    with pytest.raises(BundleError, match="cannot load") as err:
+        Annotator(open_bundle(evil.path), threads=1).warm_up()
+    assert "\n" not in str(err.value)
+
+
 def test_real_models_are_self_contained():
     for manifest in sorted((ROOT / "bundles").glob("*/manifest.json")):
         assert not references_external_data((manifest.parent / "model.onnx").read_bytes()), manifest.parent

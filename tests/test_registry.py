@@ -107,6 +107,23 @@ def test_env_var_holds_several_roots_in_order(versions, monkeypatch):
     assert registry.resolve("tiny-en") == versions["3.0.0"]
 
 
+def test_name_lookup_agrees_with_listing_whatever_the_folders_are_called(versions, monkeypatch, tmp_path: Path):
+    """resolve(name) tries the folder named after the bundle first; the answer must still be
+    the bundle that `installed()` lists under that name (first root wins)."""
+    early, late = tmp_path / "early", tmp_path / "late"
+    shutil.copytree(versions["2.0.0"], early / "renamed")  # tiny-en 2.0.0 in a folder called otherwise
+    shutil.copytree(versions["3.0.0"], late / "tiny-en")
+    _env(monkeypatch, early, late)
+    assert registry.resolve("tiny-en") == early / "renamed"
+    assert [b.path for b in registry.installed() if b.name == "tiny-en"] == [early / "renamed"]
+    # a folder named after the bundle whose manifest says otherwise is not that bundle
+    shutil.copytree(versions["4.0.0"], early / "other-name")
+    manifest = json.loads((early / "other-name" / "manifest.json").read_text())
+    assert manifest["name"] == "tiny-en"
+    with pytest.raises(BundleNotFound):
+        registry.resolve("other-name")
+
+
 def test_shipped_bundle_missing_from_index_is_ignored(versions, shipped):
     shipped(versions["1.0.0"], listed=False)
     assert registry.installed() == []

@@ -61,6 +61,8 @@ def test_cache_stays_bounded():
         assert len(enc._cache) <= 50
     enc.encode([[f"many{j}" for j in range(80)]])  # one call with more distinct words than fit
     assert len(enc._cache) <= 50
+    enc.clear()
+    assert enc._cache == {}
 
 
 class _ContextDependent:
@@ -85,7 +87,7 @@ def test_a_context_dependent_tokenizer_is_used_uncached():
     enc = WordEncoder(tok)
     assert not enc.cached
     sentences = [s.split() for s in TEXT]
-    ids, words, _ = enc.encode(sentences)
+    ids, _, _ = enc.encode(sentences)
     ref_ids = [i for e in tok.encode_batch(sentences, is_pretokenized=True, add_special_tokens=False) for i in e.ids]
     assert ids.tolist() == ref_ids
     assert enc._cache == {}
