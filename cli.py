@@ -130,7 +130,8 @@ def annotate(
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                               help="Minimum entity score [default: the bundle's]."),
     aggregation: Optional[Aggregation] = typer.Option(None, "--aggregation", help="Subword to word scores [default: the bundle's]."),
-    low_memory: bool = typer.Option(False, "--low-memory", help="Disable onnxruntime's memory arena (small devices)."),
+    low_memory: bool = typer.Option(False, "--low-memory", help="Smaller model batches: the lowest peak memory "
+                                    "(small devices)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of input files."),
     errors: ErrorPolicy = typer.Option(ErrorPolicy.strict, "--errors", help="What to do with undecodable bytes."),
 ) -> None:
@@ -143,10 +144,10 @@ def annotate(
                                  if output is not None else "--resume needs --output DIR")
     fmt_name = (fmt.value if fmt else ("table" if sys.stdout.isatty() and output is None else "jsonl"))
 
-    from edge_finer.annotator import Annotator
+    from edge_finer.annotator import LOW_MEMORY_BATCH_TOKENS, MAX_BATCH_TOKENS, Annotator
 
-    opts = dict(threads=threads, arena=not low_memory, threshold=threshold,
-                aggregation=aggregation.value if aggregation else None)
+    opts = dict(threads=threads, threshold=threshold, aggregation=aggregation.value if aggregation else None,
+                max_batch_tokens=LOW_MEMORY_BATCH_TOKENS if low_memory else MAX_BATCH_TOKENS)
     if bundle or lang:  # an explicit --bundle wins over --lang, and both over routing
         annotator = Annotator.load(bundle, lang=None if bundle else lang, taxonomy=taxonomy, **opts)
         annotator.warm_up()

@@ -585,3 +585,23 @@ def test_session_leaves_out_the_slow_fusion(tiny_bundle: Path, monkeypatch: pyte
     monkeypatch.setattr(ort, "InferenceSession", spy)
     OnnxBackend(tiny_bundle / "model.onnx")
     assert "SkipLayerNormFusion" in seen["disabled_optimizers"] and seen["threads"] == 1
+
+
+def test_batches_respect_the_token_budget(tiny_bundle: Path):
+    """Long windows go fewer to a batch (bounded activation memory); results do not change."""
+    texts = ["Ravi Kumar met Shankar Kumar in Infosys Limited yesterday at noon " * k for k in range(1, 9)]
+    texts += ["Ravi Kumar met x."] * 40
+    free = Annotator(open_bundle(tiny_bundle), threads=1, batch_size=32, max_batch_tokens=10**6)
+    tight = Annotator(open_bundle(tiny_bundle), threads=1, batch_size=32, max_batch_tokens=48)
+    shapes = []
+    real = tight.backend.run
+
+    def spy(ids, mask):
+        shapes.append(ids.shape)
+        return real(ids, mask)
+
+    tight.backend.run = spy
+    assert tight.annotate_batch(texts) == free.annotate_batch(texts)
+    assert shapes and all(rows * width <= 48 or rows == 1 for rows, width in shapes)
+    assert all(rows <= 32 for rows, _ in shapes)
+    assert max(rows for rows, _ in shapes) > 1  # short windows still share batches

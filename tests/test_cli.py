@@ -263,8 +263,15 @@ def test_threshold_and_aggregation_options(bundles_env):
     out = ok(run("annotate", "-b", "tiny-en", "--aggregation", "average", "--threshold", "0.6",
                  "-t", "Guwahati Delhi"))
     assert [e["text"] for e in json.loads(out)["entities"]] == ["Delhi"]
+    from edge_finer import annotator as annotator_mod
+
+    annotator_mod.clear_cache()
     out = ok(run("annotate", "-b", "tiny-en", "--threads", "1", "--low-memory", "-t", "Delhi"))
     assert json.loads(out)["entities"][0]["text"] == "Delhi"
+    # --low-memory means small model batches (the arena stays on: off, it used more memory)
+    (used,) = annotator_mod._cache.values()
+    assert used.max_batch_tokens == annotator_mod.LOW_MEMORY_BATCH_TOKENS < annotator_mod.MAX_BATCH_TOKENS
+    assert used.arena
 
 
 # -- files, folders, outputs ----------------------------------------------------------------
