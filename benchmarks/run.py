@@ -299,9 +299,25 @@ GEMM_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "M
             "FusedMatMul", "QAttention", "Attention"}
 
 
-def kernel_profile(name: str, sents: list[str]) -> dict:
+def _session(model: Path, disabled: tuple[str, ...], profile_prefix: str | None = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    opts.enable_mem_pattern = False
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled))
+
+
+def kernel_profile(name: str, sents: list[str], repeats: int = 5) -> dict:
     """Where onnxruntime's time goes, by operator type, on the batches edge_finer builds for the
-    input (onnxruntime's own profiler, the runtime's session settings, one thread)."""
+    input (onnxruntime's own profiler, one thread), with the runtime's session settings and
+    with all of onnxruntime's fusions (the runtime turns some off: ``backend.DISABLED_FUSIONS``);
+    plus the wall time of both on the same batches, interleaved, without the profiler."""
     import collections
 
     import numpy as np
@@ -320,31 +336,43 @@ def kernel_profile(name: str, sents: list[str]) -> dict:
 
     ann.backend.run = record  # type: ignore[method-assign]
     ann.annotate_batch(sents)
-    import onnxruntime as ort
+    model = ROOT / "bundles" / name / "model.onnx"
+    settings = {"runtime": tuple(backend_mod.DISABLED_FUSIONS), "all_fusions": ()}
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    opts.enable_mem_pattern = False
-    opts.enable_profiling = True
-    with tempfile.TemporaryDirectory() as tmp:
-        opts.profile_file_prefix = str(Path(tmp) / "ort")
-        sess = ort.InferenceSession(str(ROOT / "bundles" / name / "model.onnx"), opts, providers=["CPUExecutionProvider"],
-                                    disabled_optimizers=list(backend_mod.DISABLED_FUSIONS))
+    def feeds(sess) -> list[dict]:
         names = {i.name for i in sess.get_inputs()}
-        for ids, mask in batches:
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            sess.run(None, {k: v for k, v in feed.items() if k in names})
-        events = json.loads(Path(sess.end_profiling()).read_text())
-    by_op: collections.Counter = collections.Counter()
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            by_op[e["args"]["op_name"]] += e["dur"]
-    total = sum(by_op.values())
-    gemm = sum(v for k, v in by_op.items() if k in GEMM_OPS)
-    return {"kernel_seconds": total / 1e6, "gemm_seconds": gemm / 1e6,
-            "padded_tokens": int(sum(m.size for _, m in batches)), "real_tokens": int(sum(m.sum() for _, m in batches)),
-            "by_op_seconds": {k: v / 1e6 for k, v in by_op.most_common()}}
+        return [{k: v for k, v in {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}.items()
+                 if k in names} for ids, mask in batches]
+
+    out: dict = {"padded_tokens": int(sum(m.size for _, m in batches)),
+                 "real_tokens": int(sum(m.sum() for _, m in batches))}
+    for label, disabled in settings.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            sess = _session(model, disabled, str(Path(tmp) / "ort"))
+            for feed in feeds(sess):
+                sess.run(None, feed)
+            events = json.loads(Path(sess.end_profiling()).read_text())
+        by_op: collections.Counter = collections.Counter()
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                by_op[e["args"]["op_name"]] += e["dur"]
+        out[label] = {"disabled_fusions": list(disabled), "kernel_seconds": sum(by_op.values()) / 1e6,
+                      "gemm_seconds": sum(v for k, v in by_op.items() if k in GEMM_OPS) / 1e6,
+                      "by_op_seconds": {k: v / 1e6 for k, v in by_op.most_common()}}
+    plain = {label: _session(model, disabled) for label, disabled in settings.items()}
+    fed = {label: feeds(sess) for label, sess in plain.items()}
+    walls: dict[str, list[float]] = {label: [] for label in settings}
+    for _ in range(repeats + 1):  # the first round warms up
+        for label, sess in plain.items():
+            t0 = time.perf_counter()
+            for feed in fed[label]:
+                sess.run(None, feed)
+            walls[label].append(time.perf_counter() - t0)
+    for label in settings:
+        out[label]["wall_seconds_median"] = statistics.median(walls[label][1:])
+    # the pre-fusion keys, kept flat for readers of older perf.json
+    out.update({k: out["runtime"][k] for k in ("kernel_seconds", "gemm_seconds", "by_op_seconds")})
+    return out
 
 
 def flops_per_token(manifest: dict, seq_len: float) -> float:
@@ -407,7 +435,7 @@ def markdown(res: dict) -> str:
     out += ["", f"Latency at batch 1, one thread (int8 bundle): p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, "
             f"max {lat['max_ms']} ms over {lat['sentences']} sentences.", ""]
     if res.get("cold_start"):
-        again = " (re-measured after the run: `--cold-start-only`, 15 runs)" if res.get("cold_start_remeasured") else ""
+        again = " (re-measured after the run: `--only cold-start`, 15 runs)" if res.get("cold_start_remeasured") else ""
         out += [f"## Cold start (process start to first entity, median; `/usr/bin/time -v`){again}", "",
                 "Over floor: median of per-round differences to the floor's run (cancels the machine's drift).", "",
                 "| command | wall s | over floor ms | peak RSS MiB |", "|---|---|---|---|"]
@@ -445,6 +473,15 @@ def markdown(res: dict) -> str:
         for op, sec in list(k["by_op_seconds"].items())[:10]:
             out.append(f"| {op} | {sec:.3f} | {100 * sec / k['kernel_seconds']:.1f} % |")
         out.append("")
+        if "all_fusions" in k:
+            rt, full = k["runtime"], k["all_fusions"]
+            skip = full["by_op_seconds"].get("SkipLayerNormalization", 0.0)
+            plain_ln = rt["by_op_seconds"].get("LayerNormalization", 0.0) + rt["by_op_seconds"].get("Add", 0.0)
+            out += [f"Session settings, same batches, one thread: with all of onnxruntime's fusions the model takes "
+                    f"{full['wall_seconds_median']:.3f} s per pass, with the runtime's settings (no "
+                    f"{', '.join(rt['disabled_fusions'])}) {rt['wall_seconds_median']:.3f} s (medians of 5, interleaved). "
+                    f"In the profiler the fused SkipLayerNormalization kernels took {skip:.3f} s; unfused, LayerNormalization "
+                    f"and Add together take {plain_ln:.3f} s.", ""]
     out += ["## Constrained device (stand-in for a Pi: one core via taskset, one thread)", ""]
     c = res["constrained"]
     for key, label in (("arena_off", "arena off"), ("low_memory", "`--low-memory` (arena on, batches of at most "
@@ -466,17 +503,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small input, no XLM-R/teacher/cold start (smoke test)")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--cold-start-only", action="store_true",
-                    help="re-measure only the cold start into the existing perf.json (and perf.md)")
+    ap.add_argument("--only", choices=("cold-start", "kernels"), default=None,
+                    help="re-measure only this part into the existing perf.json (and perf.md)")
     args = ap.parse_args()
     from benchmarks.shipped import machine
 
-    if args.cold_start_only:
-        from benchmarks.cold_start import measure
-
+    if args.only:
         res = json.loads((args.out / "perf.json").read_text(encoding="utf-8"))
-        res["cold_start"] = measure(res["bundle"], COLD_START_TEXT, 15)
-        res["cold_start_remeasured"] = True
+        if args.only == "cold-start":
+            from benchmarks.cold_start import measure
+
+            res["cold_start"] = measure(res["bundle"], COLD_START_TEXT, 15)
+            res["cold_start_remeasured"] = True
+        else:
+            res["roofline"]["kernels"] = kernel_profile(res["bundle"], dev_text(res["bundle"]))
         (args.out / "perf.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
         (args.out / "perf.md").write_text(markdown(res), encoding="utf-8")
         print(markdown(res))

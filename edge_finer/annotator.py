@@ -32,11 +32,12 @@ SENTENCES_PER_CHUNK = 512
 
 #: Padded tokens per model batch at most (default).  onnxruntime's arena keeps the largest
 #: activations it has seen, so one batch of 32 full 128-token windows set the memory of a
-#: whole stream: 1 MB streamed peaked at 129 MB unbounded, 124 MB at 2,048, 108 MB at 1,024,
-#: 100 MB at 512, at unchanged speed (sentences of ~22 tokens still go 32 to a batch).
+#: whole stream: streaming 10 MB peaked at 125 MB before this bound and at 105 MB with it
+#: (benchmarks/results/perf.md, "Scaling", before and after), at unchanged speed: sentences of
+#: ~22 tokens still go 32 to a batch, and long windows ran no slower in smaller batches.
 MAX_BATCH_TOKENS = 1024
-#: ``--low-memory``: 96 MB instead of 108 MB for the same stream, speed within noise.  (Turning
-#: the arena off, the obvious knob, *raised* it to 136 MB: malloc fragments under varying shapes.)
+#: ``--low-memory``: smaller batches still (92 MB for the same stream on one core, against
+#: 133 MB with the arena turned off, the obvious knob: malloc fragments under varying shapes).
 LOW_MEMORY_BATCH_TOKENS = 256
 
 _cache: dict[tuple[Any, ...], "Annotator"] = {}

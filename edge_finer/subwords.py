@@ -2,9 +2,10 @@
 
 Why a cache: the annotator hands the tokenizer pre-split words, and with pre-split input a
 tokenizer encodes each word on its own, so a word's ids never depend on its neighbours.  Words
-repeat (Zipf): the 25,943 words of the English dev set are ~8,000 distinct ones.  Encoding each
-distinct word once and reusing the ids halved tokenisation time (0.12 → 0.055 s per pass on
-one core, ``benchmarks/results/perf.md``).  Whether a tokenizer really is context-free on
+repeat (Zipf): the 25,943 words of the English dev set are 7,466 distinct ones.  Encoding each
+distinct word once and reusing the ids cut tokenisation to about half in a profile of that set
+(cProfile, one core; the end-to-end effect is in ``benchmarks/results/perf.md``).  Whether a
+tokenizer really is context-free on
 pre-split input is checked once per tokenizer on a probe sentence; one that is not (a
 pre-tokenizer that treats the first word specially, say) is used the plain way, uncached.
 """
