@@ -36,8 +36,8 @@ SENTENCES_PER_CHUNK = 512
 #: (benchmarks/results/perf.md, "Scaling", before and after), at unchanged speed: sentences of
 #: ~22 tokens still go 32 to a batch, and long windows ran no slower in smaller batches.
 MAX_BATCH_TOKENS = 1024
-#: ``--low-memory``: smaller batches still (92 MB for the same stream on one core, against
-#: 133 MB with the arena turned off, the obvious knob: malloc fragments under varying shapes).
+#: ``--low-memory``: smaller batches still (92 MB streaming 1 MB on one core, against 130 MB
+#: with the arena turned off, the obvious knob: malloc fragments under varying shapes).
 LOW_MEMORY_BATCH_TOKENS = 256
 
 _cache: dict[tuple[Any, ...], "Annotator"] = {}

@@ -40,8 +40,8 @@ def default_threads() -> int:
 
 
 #: Graph fusions that make our models slower.  SkipLayerNormalization (residual add + LayerNorm
-#: in one kernel) took twice the time of the LayerNormalization and Add it replaces, and the
-#: English bundle's batches ran 13 % faster without it (0.753 vs 0.864 s a pass, onnxruntime
+#: in one kernel) took 2-3x the time of the LayerNormalization and Add it replaces, and the
+#: English bundle's batches ran 13-20 % faster without it (0.521 vs 0.653 s a pass, onnxruntime
 #: 1.31, benchmarks/results/perf.md "Session settings").  Dev F1 of the shipped bundles moved by
 #: at most 0.3 points (dynamic int8 activation scales follow any change of graph or batching).
 DISABLED_FUSIONS = ("SkipLayerNormFusion",)
