@@ -313,16 +313,8 @@ def _session(model: Path, disabled: tuple[str, ...], profile_prefix: str | None 
     return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled))
 
 
-def kernel_profile(name: str, sents: list[str], repeats: int = 5) -> dict:
-    """Where onnxruntime's time goes, by operator type, on the batches edge_finer builds for the
-    input (onnxruntime's own profiler, one thread), with the runtime's session settings and
-    with all of onnxruntime's fusions (the runtime turns some off: ``backend.DISABLED_FUSIONS``);
-    plus the wall time of both on the same batches, interleaved, without the profiler."""
-    import collections
-
-    import numpy as np
-
-    from edge_finer import backend as backend_mod
+def runtime_batches(name: str, sents: list[str]) -> list[tuple]:
+    """The (input_ids, attention_mask) batches edge_finer hands its model for ``sents``."""
     from edge_finer.annotator import Annotator
     from edge_finer.bundle import open_bundle
 
@@ -336,6 +328,21 @@ def kernel_profile(name: str, sents: list[str], repeats: int = 5) -> dict:
 
     ann.backend.run = record  # type: ignore[method-assign]
     ann.annotate_batch(sents)
+    return batches
+
+
+def kernel_profile(name: str, sents: list[str], repeats: int = 5) -> dict:
+    """Where onnxruntime's time goes, by operator type, on the batches edge_finer builds for the
+    input (onnxruntime's own profiler, one thread), with the runtime's session settings and
+    with all of onnxruntime's fusions (the runtime turns some off: ``backend.DISABLED_FUSIONS``);
+    plus the wall time of both on the same batches, interleaved, without the profiler."""
+    import collections
+
+    import numpy as np
+
+    from edge_finer import backend as backend_mod
+
+    batches = runtime_batches(name, sents)
     model = ROOT / "bundles" / name / "model.onnx"
     settings = {"runtime": tuple(backend_mod.DISABLED_FUSIONS), "all_fusions": ()}
 
