@@ -20,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def measure(name: str, text: str, repeats: int) -> dict:
         sys.exit("needs GNU time at /usr/bin/time (apt-get install time)")
     compile_bytecode()
     cli = console_script()
+    only = Path(tempfile.mkdtemp(prefix="edge-finer-one-bundle."))
+    (only / name).symlink_to(ROOT / "bundles" / name, target_is_directory=True)
+    alone = ["env", "EDGE_FINER_SHIPPED=0", f"EDGE_FINER_BUNDLES={only}"]
     systems = {
         "floor": [sys.executable, "-c", "import onnxruntime, tokenizers, numpy"],
         # where the CLI's excess goes: the floor plus typer and our command module, no work
@@ -79,18 +83,23 @@ def measure(name: str, text: str, repeats: int) -> dict:
         "cli": [*cli, "annotate", "--text", text, "--bundle", name, "-f", "jsonl", "--threads", "1"],
         # no --bundle: the router reads every installed bundle's profile first
         "cli_routed": [*cli, "annotate", "--text", text, "-f", "jsonl", "--threads", "1"],
+        # the same with this one bundle installed and nothing shipped
+        "cli_routed_one": [*alone, *cli, "annotate", "--text", text, "-f", "jsonl", "--threads", "1"],
         "api": [sys.executable, "-c", "import sys; from edge_finer import Annotator; "
                 f"e = Annotator.load({name!r}, threads=1).annotate(sys.argv[1]); print(len(e))", text],
     }
     runs: dict[str, list[tuple[float, int]]] = {k: [] for k in systems}
-    for k, cmd in systems.items():  # warm the page cache once
-        timed(cmd)
-    for _ in range(repeats):
-        for k, cmd in systems.items():
-            wall, rss, out = timed(cmd)
-            if k in ("cli", "cli_routed"):
-                assert json.loads(out.splitlines()[0])["text"] == text
-            runs[k].append((wall, rss))
+    try:
+        for k, cmd in systems.items():  # warm the page cache once
+            timed(cmd)
+        for _ in range(repeats):
+            for k, cmd in systems.items():
+                wall, rss, out = timed(cmd)
+                if k.startswith("cli_routed") or k == "cli":
+                    assert json.loads(out.splitlines()[0])["text"] == text
+                runs[k].append((wall, rss))
+    finally:
+        shutil.rmtree(only, ignore_errors=True)
     # This shared machine's speed drifts by up to 1.5x within minutes, so "over floor" is the
     # median of per-round differences (each command against the floor run of the same round),
     # which cancels the drift; the difference of the two medians is kept for comparison.
@@ -131,6 +140,7 @@ def main() -> None:
                      ("cli_imports", "python -c 'import onnxruntime, tokenizers, numpy, typer, cli' (no work)"),
                      ("cli", "edge-finer annotate --bundle B --text ..."),
                      ("cli_routed", "edge-finer annotate --text ... (routed over all installed bundles)"),
+                     ("cli_routed_one", "edge-finer annotate --text ... (routed, only this bundle installed)"),
                      ("api", "Annotator.load(...).annotate(...)")):
         s = summary[k]
         over = f"{s['over_floor_ms']:.0f}" if "over_floor_ms" in s else "–"

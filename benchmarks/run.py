@@ -450,7 +450,8 @@ def markdown(res: dict) -> str:
                          ("cli_imports", "the same + import typer, cli (the CLI's imports, no work)"),
                          ("api", "Python API, one bundle"),
                          ("cli", "edge-finer annotate --bundle B --text"),
-                         ("cli_routed", "edge-finer annotate --text (routed over all shipped bundles)")):
+                         ("cli_routed", "edge-finer annotate --text (routed over all shipped bundles)"),
+                         ("cli_routed_one", "edge-finer annotate --text (routed, only this bundle installed)")):
             s = res["cold_start"].get(k)
             if s:
                 over = f"{s['over_floor_ms']:.0f}" if "over_floor_ms" in s else "–"
