@@ -27,13 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import RESULTS, ROOT, _session, dev_text, runtime_batches
-
-
-def _feeds(sess, batches: list[tuple]) -> list[dict]:
-    names = {i.name for i in sess.get_inputs()}
-    return [{k: v for k, v in {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}.items()
-             if k in names} for ids, mask in batches]
+from benchmarks.run import RESULTS, ROOT, _session, dev_text, runtime_batches, session_feeds
 
 
 def build_variants(name: str, calibration: list[tuple], tmp: Path) -> dict[str, Path]:
@@ -89,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         models = build_variants(name, runtime_batches(name, train), Path(tmpdir))
         sessions = {k: _session(p, tuple(DISABLED_FUSIONS)) for k, p in models.items()}
-        feeds = {k: _feeds(s, batches) for k, s in sessions.items()}
+        feeds = {k: session_feeds(s, batches) for k, s in sessions.items()}
         masks = [m.astype(bool) for _, m in batches]
         labels = {k: np.concatenate([s.run(None, f)[0][m].argmax(-1) for f, m in zip(feeds[k], masks)])
                   for k, s in sessions.items()}

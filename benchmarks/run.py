@@ -313,6 +313,15 @@ def _session(model: Path, disabled: tuple[str, ...], profile_prefix: str | None 
     return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled))
 
 
+def session_feeds(sess, batches: list[tuple]) -> list[dict]:
+    """Input dicts for a raw onnxruntime session, fed as ``OnnxBackend.run`` feeds the model."""
+    import numpy as np
+
+    names = {i.name for i in sess.get_inputs()}
+    return [{k: v for k, v in {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}.items()
+             if k in names} for ids, mask in batches]
+
+
 def runtime_batches(name: str, sents: list[str]) -> list[tuple]:
     """The (input_ids, attention_mask) batches edge_finer hands its model for ``sents``."""
     from edge_finer.annotator import Annotator
@@ -338,25 +347,18 @@ def kernel_profile(name: str, sents: list[str], repeats: int = 5) -> dict:
     plus the wall time of both on the same batches, interleaved, without the profiler."""
     import collections
 
-    import numpy as np
-
     from edge_finer import backend as backend_mod
 
     batches = runtime_batches(name, sents)
     model = ROOT / "bundles" / name / "model.onnx"
     settings = {"runtime": tuple(backend_mod.DISABLED_FUSIONS), "all_fusions": ()}
 
-    def feeds(sess) -> list[dict]:
-        names = {i.name for i in sess.get_inputs()}
-        return [{k: v for k, v in {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}.items()
-                 if k in names} for ids, mask in batches]
-
     out: dict = {"padded_tokens": int(sum(m.size for _, m in batches)),
                  "real_tokens": int(sum(m.sum() for _, m in batches))}
     for label, disabled in settings.items():
         with tempfile.TemporaryDirectory() as tmp:
             sess = _session(model, disabled, str(Path(tmp) / "ort"))
-            for feed in feeds(sess):
+            for feed in session_feeds(sess, batches):
                 sess.run(None, feed)
             events = json.loads(Path(sess.end_profiling()).read_text())
         by_op: collections.Counter = collections.Counter()
@@ -367,7 +369,7 @@ def kernel_profile(name: str, sents: list[str], repeats: int = 5) -> dict:
                       "gemm_seconds": sum(v for k, v in by_op.items() if k in GEMM_OPS) / 1e6,
                       "by_op_seconds": {k: v / 1e6 for k, v in by_op.most_common()}}
     plain = {label: _session(model, disabled) for label, disabled in settings.items()}
-    fed = {label: feeds(sess) for label, sess in plain.items()}
+    fed = {label: session_feeds(sess, batches) for label, sess in plain.items()}
     walls: dict[str, list[float]] = {label: [] for label in settings}
     for _ in range(repeats + 1):  # the first round warms up
         for label, sess in plain.items():

@@ -9,8 +9,9 @@ preset uses them.  Presets differ only where the hardware does: without VNNI, x8
 u8×s8 pairs with a saturating 16-bit add (VPMADDUBSW), so ``avx2`` quantises weights to 7 bits
 (``reduce_range``) to rule out overflow; ``avx512_vnni`` and ``arm64`` use all 8 bits.
 ``avx2`` is the default because it is correct on every machine.  Re-measured on a shipped bundle
-(``python -m benchmarks.quant_variants``, English, 3x256): the fused transformer graph ran at
-0.63x the plain graph's speed and static (calibrated) int8 at 0.85x with lower agreement, so
+(``python -m benchmarks.quant_variants``, English, 3x256, two runs): the fused transformer graph
+ran at 0.63-0.67x the plain graph's speed and static (calibrated) int8 at 0.84-0.89x with lower
+agreement, so
 dynamic quantisation of the plain graph stays the default.
 """
 from __future__ import annotations
