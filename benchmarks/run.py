@@ -300,13 +300,12 @@ GEMM_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "M
 
 
 def _session(model: Path, disabled: tuple[str, ...], profile_prefix: str | None = None):
+    """A raw session with the runtime's settings, one thread, and the given fusions turned off."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    opts.enable_mem_pattern = False
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    from edge_finer.backend import session_options
+
+    opts = session_options(threads=1)
     if profile_prefix:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile_prefix

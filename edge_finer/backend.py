@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from .errors import BundleError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 
 class Backend(Protocol):
@@ -47,27 +50,35 @@ def default_threads() -> int:
 DISABLED_FUSIONS = ("SkipLayerNormFusion",)
 
 
+def session_options(threads: int | None = None, arena: bool = True) -> "ort.SessionOptions":
+    """The runtime's onnxruntime settings (benchmarks build raw sessions with the same ones)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.enable_cpu_mem_arena = arena
+    # Memory patterns are planned and kept per input shape; our batches vary in length, so
+    # they only accumulated (a +45 MB step some thousands of documents into a stream) and
+    # bought no speed (measured: 3.93 s vs 3.94 s on the English dev set).  Off.
+    opts.enable_mem_pattern = False
+    # Spinning workers burn the core they wait on; when another process holds a core that
+    # makes a 2-thread pool several times slower than one thread.  Off by default.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
 class OnnxBackend:
     """One onnxruntime session per bundle; ``run`` is safe to call from many threads."""
 
     def __init__(self, model_path: Path, threads: int | None = None, arena: bool = True) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or default_threads()
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.enable_cpu_mem_arena = arena
-        # Memory patterns are planned and kept per input shape; our batches vary in length, so
-        # they only accumulated (a +45 MB step some thousands of documents into a stream) and
-        # bought no speed (measured: 3.93 s vs 3.94 s on the English dev set).  Off.
-        opts.enable_mem_pattern = False
-        # Spinning workers burn the core they wait on; when another process holds a core that
-        # makes a 2-thread pool several times slower than one thread.  Off by default.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        opts.log_severity_level = 3
+        opts = session_options(threads, arena)
         from .onnxcheck import MalformedModel, references_external_data
 
         try:
