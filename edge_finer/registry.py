@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .bundle import MANIFEST, Bundle, iter_bundle_dirs, open_bundle, read_manifest
 from .errors import BundleError, BundleNotFound, EdgeFinerError
@@ -95,51 +95,49 @@ def roots() -> list[tuple[str, Path]]:
     return out
 
 
-def installed() -> list[Installed]:
-    """Every findable bundle, earlier roots shadowing later ones with the same name."""
-    seen: set[str] = set()
-    found: list[Installed] = []
-    entries = shipped_index().get("bundles", [])
-    defaults = {b["name"] for b in entries if b.get("default")}
-    listed = {b["name"] for b in entries}
-    for source, root in roots():
-        for folder in iter_bundle_dirs(root):
-            if source == "shipped" and folder.name not in listed:
-                continue
-            try:
-                manifest = read_manifest(folder)
-            except BundleError:
-                continue  # a broken bundle is reported by `bundles verify`, not here
-            name = str(manifest["name"])
-            if name in seen:
-                continue
-            seen.add(name)
-            found.append(Installed(name, folder, source, manifest,
-                                   default=source == "shipped" and name in defaults))
-    return found
+def _walk(prefer: str | None = None,
+          index: dict[str, Any] | None = None) -> Iterator[tuple[str, Path, dict[str, Any]]]:
+    """``(source, folder, manifest)`` of every readable bundle in lookup order.
 
-
-def _by_name(name: str) -> Path | None:
-    """The folder of the installed bundle called ``name``, as :func:`installed` would find it.
-
-    Within each root the folder named after the bundle (how bundles are installed) is tried
-    before the others are read, so naming a bundle reads one manifest, not all of them.
+    Shipped folders not in the index are skipped, broken bundles too (``bundles verify``
+    reports them).  With ``prefer``, each root's folder of that name is read first, so finding
+    one bundle by name usually reads one manifest.
     """
-    listed: set[str] | None = None
     for source, root in roots():
         if source == "shipped":
-            listed = {b["name"] for b in shipped_index().get("bundles", [])}
+            listed: set[str] | None = {b["name"] for b in (index or shipped_index()).get("bundles", [])}
+        else:
+            listed = None
         folders = list(iter_bundle_dirs(root))
-        folders.sort(key=lambda f: f.name != name)
+        if prefer is not None:
+            folders.sort(key=lambda f: f.name != prefer)
         for folder in folders:
             if listed is not None and folder.name not in listed:
                 continue
             try:
-                if read_manifest(folder).get("name") == name:
-                    return folder
+                yield source, folder, read_manifest(folder)
             except BundleError:
                 continue
-    return None
+
+
+def installed() -> list[Installed]:
+    """Every findable bundle, earlier roots shadowing later ones with the same name."""
+    seen: set[str] = set()
+    found: list[Installed] = []
+    index = shipped_index()
+    defaults = {b["name"] for b in index.get("bundles", []) if b.get("default")}
+    for source, folder, manifest in _walk(index=index):
+        name = str(manifest["name"])
+        if name in seen:
+            continue
+        seen.add(name)
+        found.append(Installed(name, folder, source, manifest, default=source == "shipped" and name in defaults))
+    return found
+
+
+def _by_name(name: str) -> Path | None:
+    """The folder of the installed bundle called ``name``, as :func:`installed` would find it."""
+    return next((folder for _, folder, manifest in _walk(prefer=name) if manifest.get("name") == name), None)
 
 
 def _lang_matches(manifest: dict[str, Any], lang: str) -> bool:
