@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import save_results
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TIME = "/usr/bin/time"
@@ -129,8 +131,6 @@ def main() -> None:
 
     result = {"bundle": name, "text": text, "repeats": args.repeats, "threads": 1, "machine": machine(),
               "results": summary}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cold_start.json").write_text(json.dumps(result, indent=2))
     md = [f"# Cold start: process start to first entity ({name})", "",
           f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores. "
           f"{args.repeats} interleaved rounds under `/usr/bin/time -v`; one onnxruntime thread. Over floor: median "
@@ -145,8 +145,7 @@ def main() -> None:
         s = summary[k]
         over = f"{s['over_floor_ms']:.0f}" if "over_floor_ms" in s else "–"
         md.append(f"| `{label}` | {s['wall_s_median']:.3f} | {over} | {s['peak_rss_mib_median']:.1f} |")
-    (RESULTS / "cold_start.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    save_results(RESULTS, "cold_start", result, "\n".join(md))
 
 
 if __name__ == "__main__":

@@ -27,12 +27,26 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import RESULTS, ROOT, _session, dev_text, runtime_batches, session_feeds
+from benchmarks.report import save_results
+from benchmarks.run import (
+    RESULTS,
+    ROOT,
+    _session,
+    dev_text,
+    runtime_batches,
+    session_feeds,
+)
 
 
 def build_variants(name: str, calibration: list[tuple], tmp: Path) -> dict[str, Path]:
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -101,8 +115,6 @@ def main() -> None:
              "agreement_with_shipped": float((labels[k] == labels["shipped"]).mean()), "bytes": sizes[k]}
             for k, v in times.items()]
     res = {"bundle": name, "machine": machine(), "repeats": args.repeats, "real_tokens": real, "rows": rows}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quant_variants.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     base = next(r["seconds"] for r in rows if r["variant"] == "shipped")
     md = [f"# int8 graph variants ({name})", "",
           f"Machine: {res['machine']['cpu']}, onnxruntime {res['machine']['onnxruntime']}; one thread; dev batches as "
@@ -112,8 +124,7 @@ def main() -> None:
     for r in rows:
         md.append(f"| {r['variant']} | {r['seconds']:.3f} | {r['tokens_per_second']:,.0f} | {base / r['seconds']:.2f}x | "
                   f"{100 * r['agreement_with_shipped']:.2f} % | {r['bytes'] / 1e6:.2f} |")
-    (RESULTS / "quant_variants.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    print("\n".join(md))
+    save_results(RESULTS, "quant_variants", res, "\n".join(md))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Writes ``benchmarks/results/routing.json`` and ``benchmarks/results/routing.md``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -27,6 +26,8 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from benchmarks.report import save_results
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -215,10 +216,7 @@ def main() -> None:
     res["scenarios"]["installed"] = {v: score(Router.installed(use_cld3=c), sets) for v, c in variants}
     res["scenarios"]["all"] = {v: score(all_language_router(c), sets) for v, c in variants}
     res["share"] = annotation_share(Router.installed(use_cld3=False), sets, args.repeats)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "routing.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (args.out / "routing.md").write_text(markdown(res), encoding="utf-8")
-    print(markdown(res))
+    save_results(args.out, "routing", res, markdown(res))
 
 
 if __name__ == "__main__":

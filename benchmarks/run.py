@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import save_results
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -526,9 +528,7 @@ def main() -> None:
             res["cold_start_remeasured"] = True
         else:
             res["roofline"]["kernels"] = kernel_profile(res["bundle"], dev_text(res["bundle"]))
-        (args.out / "perf.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-        (args.out / "perf.md").write_text(markdown(res), encoding="utf-8")
-        print(markdown(res))
+        save_results(args.out, "perf", res, markdown(res))
         return
 
     name = args.bundle
@@ -590,12 +590,9 @@ def main() -> None:
 
         res["cold_start"] = measure(name, COLD_START_TEXT, 15)
     res["chart_points"] = chart_points(name, manifest, res)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "perf.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    save_results(args.out, "perf", res, markdown(res))
     if not chart(res, args.out / "perf.png"):
         print("matplotlib not installed: no perf.png (pip install '.[bench]')", file=sys.stderr)
-    (args.out / "perf.md").write_text(markdown(res), encoding="utf-8")
-    print(markdown(res))
 
 
 def chart_points(name: str, manifest: dict, res: dict) -> list[dict]:

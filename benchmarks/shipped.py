@@ -27,6 +27,8 @@ import statistics
 import time
 from pathlib import Path
 
+from benchmarks.report import save_results
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,9 +160,7 @@ def main() -> None:
         order = {b["name"]: i for i, b in enumerate(index)}
         results = sorted(kept + results, key=lambda r: order.get(r["bundle"], len(order)))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "shipped.json").write_text(json.dumps({"machine": mach, "results": results}, indent=2))
-    (RESULTS / "shipped.md").write_text(markdown(results, mach))
-    print(markdown(results, mach))
+    save_results(RESULTS, "shipped", {"machine": mach, "results": results}, markdown(results, mach))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import save_results
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,10 +266,7 @@ def main() -> None:
             print(f"{name} ...", flush=True)
             res[name] = fn()
             print(json.dumps(res[name])[:300], flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "soak.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (args.out / "soak.md").write_text(markdown(res), encoding="utf-8")
-    print(markdown(res))
+    save_results(args.out, "soak", res, markdown(res))
 
 
 if __name__ == "__main__":
