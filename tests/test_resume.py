@@ -73,10 +73,13 @@ def test_resume_refuses_other_options_or_no_record(bundles_env, tmp_path: Path):
 
 
 def test_sigkill_at_random_points_then_resume_is_byte_identical(bundles_env, tmp_path: Path):
-    """The real thing: a separate process killed with SIGKILL mid-run, again and again."""
+    """The real thing: a separate process killed with SIGKILL mid-run, again and again.
+
+    The corpus must outlast 12 kills (each lets 1-3 outputs and up to 30 ms of work through):
+    with 80 files the faster runtime sometimes finished first and fewer kills landed."""
     from benchmarks.soak import kill_and_resume
 
-    src = make_corpus(tmp_path / "src", files=80, lines=40)
+    src = make_corpus(tmp_path / "src", files=200, lines=40)
     inputs_before = digest(src)
     env = {**os.environ, "EDGE_FINER_BUNDLES": str(bundles_env.parent)}
     base = [sys.executable, str(ROOT / "cli.py"), "annotate", str(src), "-b", "tiny-en", "-f", "conll",
