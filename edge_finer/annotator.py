@@ -253,12 +253,12 @@ class Annotator:
         firsts, ends, labels, scores = spans_flat(tags, word_probs, offsets, self.scheme)
         keep = scores >= self.threshold
         owners = np.searchsorted(offsets, firsts[keep], side="right") - 1
-        flat_spans = [span for w in word_spans for span in w]
+        base = offsets.tolist()
         types, coarse = self.scheme.types, self.coarse
         for k, first, end, label, score in zip(owners.tolist(), firsts[keep].tolist(), ends[keep].tolist(),
                                                labels[keep].tolist(), scores[keep].tolist()):
-            text = sentences[k][0]
-            start, stop = flat_spans[first][0], flat_spans[end - 1][1]
+            text, spans_k = sentences[k][0], word_spans[k]
+            start, stop = spans_k[first - base[k]][0], spans_k[end - 1 - base[k]][1]
             etype = types[label]
             out[k].append(Entity(start, stop, text[start:stop], etype, coarse[etype], round(score, 6)))
         return out
