@@ -510,6 +510,15 @@ def bundles_info(ref: str = typer.Argument(..., help="Bundle name, folder or arc
     if model:
         lines.append(f"model:       {model.get('architecture')} {model.get('layers')} layers, hidden "
                      f"{model.get('hidden_size')}, {model.get('parameters')} parameters")
+    feats = m.get("features")
+    lines.append(f"features:    {', '.join(feats['kinds'])} (hashed into {feats['buckets']} rows, seed {feats['seed']})"
+                 if isinstance(feats, dict) else "features:    none (subword ids only; bundle format 1)")
+    dec = m.get("decoding", {})
+    cal = m.get("evaluation", {}).get("threshold_calibration")
+    lines.append(f"threshold:   {float(dec.get('threshold', 0.0)):.2f}"
+                 + (f" (calibrated on {cal.get('split', 'dev')}: F1 {100 * cal['f1_at_zero']:.1f} at 0 → "
+                    f"{100 * cal['f1']:.1f})" if isinstance(cal, dict) and "f1" in cal else " (not calibrated)")
+                 + "; --threshold overrides it")
     q = m.get("quantization", {})
     if q:
         lines.append(f"quantized:   {q.get('method')} {q.get('weight_type')}, per-channel {q.get('per_channel')}")

@@ -21,6 +21,7 @@ from .bundle import Bundle, open_bundle, verify_output_width
 from .decoding import AGGREGATIONS, LabelScheme, aggregate, decode_flat, spans_flat
 from .entity import Entity
 from .errors import BundleError, EdgeFinerError
+from .features import WordFeaturizer
 from .pretokenize import _WORD
 from .segment import iter_sentences
 from .subwords import WordEncoder
@@ -84,6 +85,11 @@ class Annotator:
         inp = bundle.manifest["input"]
         self.bos_id, self.eos_id, self.pad_id = int(inp["bos_id"]), int(inp["eos_id"]), int(inp["pad_id"])
         self._backend = backend
+        try:
+            spec = bundle.feature_spec
+        except ValueError as exc:
+            raise BundleError(f"{bundle.path}: {exc}") from None
+        self._featurizer = WordFeaturizer(spec) if spec is not None else None
         self._tokenizer: Any = None
         self._words: Any = None
         self._init_lock = threading.Lock()
@@ -136,6 +142,11 @@ class Annotator:
             if self._backend is None:
                 backend = OnnxBackend(self.bundle.model_path, threads=self.threads, arena=self.arena)
                 verify_output_width(self.bundle, backend.output_width)
+                if backend.takes_features != (self._featurizer is not None):
+                    raise BundleError(
+                        f"{self.bundle.model_path}: the model {'takes' if backend.takes_features else 'lacks'} "
+                        f"the word_features input but the manifest {'has no' if backend.takes_features else 'has a'} "
+                        "'features' section; the bundle is inconsistent")
                 self._backend = backend
             try:
                 tok = Tokenizer.from_file(str(self.bundle.tokenizer_path))
@@ -230,8 +241,10 @@ class Annotator:
         live = [k for k, w in enumerate(word_spans) if w]
         if not live:
             return out
-        all_ids, all_words, token_starts = self._words.encode(
-            [[text[s:e] for s, e in spans] for (text, _, _), spans in zip(sentences, word_spans)])
+        word_lists = [[text[s:e] for s, e in spans] for (text, _, _), spans in zip(sentences, word_spans)]
+        all_ids, all_words, token_starts = self._words.encode(word_lists)
+        feats = (self._featurizer([w for ws in word_lists for w in ws]) if self._featurizer is not None
+                 else None)
         # windows: (ids, index among all words per token, owned token range)
         windows: list[tuple[np.ndarray, np.ndarray, int, int]] = []
         for k in live:
@@ -248,7 +261,7 @@ class Annotator:
         word_probs = np.zeros((int(offsets[-1]), len(self.scheme.labels)), dtype=np.float32)
         word_probs[:, self.scheme.labels.index("O")] = 1.0
         for batch in self._batches(windows):
-            self._scatter(batch, self._run_batch([w[0] for w in batch]), word_probs)
+            self._scatter(batch, self._run_batch(batch, feats), word_probs)
         tags = decode_flat(word_probs, offsets, self.scheme)
         firsts, ends, labels, scores = spans_flat(tags, word_probs, offsets, self.scheme)
         keep = scores >= self.threshold
@@ -293,16 +306,23 @@ class Annotator:
             yield [windows[j] for j in order[i:i + take]]
             i += take
 
-    def _run_batch(self, seqs: list[np.ndarray]) -> np.ndarray:
-        width = max(s.size for s in seqs) + 2
-        ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(seqs), width), dtype=np.int64)
-        for r, s in enumerate(seqs):
+    def _run_batch(self, batch: list[tuple[np.ndarray, np.ndarray, int, int]],
+                   feats: np.ndarray | None) -> np.ndarray:
+        """Softmax probabilities for a batch of windows ``(ids, word index per token, …)``;
+        ``feats`` holds the word feature ids of every word of the chunk (None: no features)."""
+        width = max(w[0].size for w in batch) + 2
+        ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        tok_feats = None if feats is None else np.zeros((len(batch), width, feats.shape[1]), dtype=np.int64)
+        for r, (s, wids, _, _) in enumerate(batch):
             ids[r, 0] = self.bos_id
             ids[r, 1:1 + s.size] = s
             ids[r, 1 + s.size] = self.eos_id
             mask[r, :s.size + 2] = 1
-        logits = np.asarray(self.backend.run(ids, mask), dtype=np.float32)
+            if tok_feats is not None:
+                tok_feats[r, 1:1 + s.size] = feats[wids]
+        logits = np.asarray(self.backend.run(ids, mask) if tok_feats is None
+                            else self.backend.run(ids, mask, tok_feats), dtype=np.float32)
         if logits.ndim != 3 or logits.shape[-1] != len(self.scheme.labels):
             raise BundleError(
                 f"{self.bundle.model_path}: model returned shape {logits.shape}, expected "

@@ -13,15 +13,18 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .errors import BundleError
+from .features import INPUT_NAME as FEATURES_INPUT
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
 
 class Backend(Protocol):
-    """Computes logits ``(batch, tokens, labels)`` for padded int64 ids and mask."""
+    """Computes logits ``(batch, tokens, labels)`` for padded int64 ids and mask (and, for a
+    bundle with word features, their ids ``(batch, tokens, kinds)``)."""
 
-    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+            word_features: np.ndarray | None = None) -> np.ndarray: ...
 
 
 def available_cores() -> int:
@@ -100,19 +103,23 @@ class OnnxBackend:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"{model_path}: onnxruntime cannot load this model ({exc})") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
-        unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
+        unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids", FEATURES_INPUT}
         if "input_ids" not in self.input_names or unknown:
             raise BundleError(
                 f"{model_path}: unexpected model inputs {self.input_names}; a bundle model takes "
-                "input_ids, attention_mask and optionally token_type_ids"
+                f"input_ids, attention_mask and optionally token_type_ids and {FEATURES_INPUT}"
             )
+        self.takes_features = FEATURES_INPUT in self.input_names
         out = self.session.get_outputs()[0]
         self.output_name = out.name
         self.output_width = out.shape[-1] if out.shape else None
         self.threads = opts.intra_op_num_threads
 
-    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+            word_features: np.ndarray | None = None) -> np.ndarray:
         feed = {"input_ids": input_ids}
+        if self.takes_features:
+            feed[FEATURES_INPUT] = word_features
         if "attention_mask" in self.input_names:
             feed["attention_mask"] = attention_mask
         if "token_type_ids" in self.input_names:

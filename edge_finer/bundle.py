@@ -20,10 +20,15 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import BundleError
+from .features import FeatureSpec
 from .pretokenize import PRETOKENIZER
 
-#: Bumped on any change a reader of the previous version would misread.
-FORMAT_VERSION = 1
+#: Bumped on any change a reader of the previous version would misread.  Version 2 added the
+#: optional ``features`` section (hashed word features, a second model input); a version-1
+#: reader refuses such bundles with its one-line message instead of feeding them wrongly.
+FORMAT_VERSION = 2
+#: Versions this runtime reads: version-1 bundles (no features) load unchanged.
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
 TOKENIZER = "tokenizer.json"
@@ -83,6 +88,12 @@ class Bundle:
         return self.path / TOKENIZER
 
     @property
+    def feature_spec(self) -> FeatureSpec | None:
+        """The word features the model takes (None: a subword-only model)."""
+        section = self.manifest.get("features")
+        return None if section is None else FeatureSpec.from_manifest(section)
+
+    @property
     def licence(self) -> str:
         return str(self.manifest.get("licence", "unknown"))
 
@@ -108,10 +119,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise BundleError(f"{mpath}: not a JSON object")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise BundleError(
             f"{mpath}: bundle format version {version!r} is not supported by this edge-finer "
-            f"(it reads version {FORMAT_VERSION}); upgrade edge-finer or rebuild the bundle"
+            f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); upgrade edge-finer or rebuild the bundle"
         )
     _check_shape(mpath, manifest)
     return manifest
@@ -156,6 +167,12 @@ def _check_shape(mpath: Path, m: dict[str, Any]) -> None:
     need(isinstance(lang, dict) and isinstance(lang.get("bcp47"), str), "field 'language' needs 'bcp47'")
     tax = m["taxonomy"]
     need(isinstance(tax, dict) and isinstance(tax.get("name"), str), "field 'taxonomy' needs 'name'")
+    if "features" in m:
+        need(m.get("format_version", FORMAT_VERSION) >= 2, "field 'features' needs bundle format version 2")
+        try:
+            FeatureSpec.from_manifest(m["features"])
+        except ValueError as exc:
+            need(False, str(exc))
 
 
 def _safe_name(name: str) -> bool:

@@ -105,9 +105,11 @@ class Build:
                                f"\n    work folder {self.work.root}; {self.threads} thread(s)")
         plan: list[tuple[str, list[Any], Callable[[Path], None]]] = [
             ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input], self.stage_data),
-            ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input], self.stage_teacher),
+            ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input]
+             + ([r.features] if r.features.enabled else []), self.stage_teacher),
             ("trim", [r.trim], self.stage_trim),
-            ("student", [r.student, r.runtime.max_length, r.runtime.stride, r.seed], self.stage_student),
+            ("student", [r.student, r.runtime.max_length, r.runtime.stride, r.seed]
+             + ([r.features] if r.features.enabled else []), self.stage_student),
             ("export", [r.export], self.stage_export),
             ("quantize", [r.quantization], self.stage_quantize),
             ("evaluate", [r.evaluation, r.runtime, r.data.max_eval_sentences], self.stage_evaluate),
@@ -271,21 +273,24 @@ class Build:
         seed_everything(r.seed, self.threads)
         train = read_jsonl(self.work.path("data") / "train.jsonl")
         extra = [row["words"] for row in read_jsonl(self.work.path("data") / "unlabelled.jsonl")]
-        tok = train_tokenizer([row["words"] for row in train] + extra, t.family, t.vocab_size, t.lowercase)
-        ids = special_ids(tok, t.family)
+        tok_family = "bert" if t.family == "cnn" else t.family  # a cnn reads WordPiece pieces
+        tok = train_tokenizer([row["words"] for row in train] + extra, tok_family, t.vocab_size, t.lowercase)
+        ids = special_ids(tok, tok_family)
         label2id = {lab: i for i, lab in enumerate(labels)}
+        spec = r.feature_spec()
         windows = encode(tok, [row["words"] for row in train], [row["tags"] for row in train], label2id,
-                         r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"])
+                         r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
         cfg = make_config(t.family, tok.get_vocab_size(), t.layers, t.hidden, t.heads, t.intermediate, labels,
-                          r.runtime.max_length, ids, t.dropout)
+                          r.runtime.max_length, ids, t.dropout, t.kernel)
         self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows")
-        model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed, self.rep)
+        model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed, self.rep,
+                                     features=(spec, r.features.dim) if spec else None)
         folder = d / "model"
         model.save_pretrained(str(folder), safe_serialization=True)
-        save_hf_tokenizer(tok, folder, SPECIALS[t.family]["roles"], r.runtime.max_length)
+        save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
         write_json(d / "teacher.json", {"folder": str(folder), "family": t.family, "labels": labels,
                                         "origin": "trained from scratch by this build", "special": ids,
-                                        "roles": SPECIALS[t.family]["roles"], "parameters": count_parameters(model),
+                                        "roles": SPECIALS[tok_family]["roles"], "parameters": count_parameters(model),
                                         "facts": facts})
 
     def _teacher(self) -> dict[str, Any]:
@@ -335,7 +340,7 @@ class Build:
     def stage_student(self, d: Path) -> None:
         from .distill import distill, teacher_logits
         from .encode import encode
-        from .student import init_student, student_config
+        from .student import init_student, student_config, with_features
         from .teacher import count_parameters, load_model
         from .tokenizer_train import load_backend_tokenizer, save_hf_tokenizer
         from .train import seed_everything
@@ -350,12 +355,24 @@ class Build:
         label2id = {lab: i for i, lab in enumerate(labels)}
         train = read_jsonl(self.work.path("data") / "train.jsonl")
         extra = [row["words"] for row in read_jsonl(self.work.path("data") / "unlabelled.jsonl")]
+        spec = r.feature_spec() or getattr(teacher, "spec", None)
         enc = lambda ws, tags: encode(tok, ws, tags, label2id if tags is not None else None,  # noqa: E731
-                                      r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"])
+                                      r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"],
+                                      features=spec)
         windows = enc([row["words"] for row in train], [row["tags"] for row in train]) + enc(extra, None)
         layers, hidden, heads, inter = s.shape()
-        cfg = student_config(teacher.config, layers, hidden, heads, inter, r.runtime.max_length, s.dropout)
-        student, init_facts = init_student(teacher, cfg, s.layer_map or None, r.seed, s.init == "teacher")
+        t_base = getattr(teacher, "base", teacher)
+        if teacher.config.model_type == "edge-finer-cnn":
+            from .convnet import init_conv_student
+
+            student, init_facts = init_conv_student(t_base, layers, hidden, r.seed, s.init == "teacher",
+                                                         s.dropout)
+        else:
+            cfg = student_config(teacher.config, layers, hidden, heads, inter, r.runtime.max_length, s.dropout)
+            student, init_facts = init_student(t_base, cfg, s.layer_map or None, r.seed, s.init == "teacher")
+        if spec is not None:
+            student, init_facts["features"] = with_features(student, teacher, spec, r.features.dim,
+                                                            s.init == "teacher")
         self.rep.note(f"student {layers}×{hidden} ({heads} heads, ffn {inter}), {count_parameters(student):,} "
                       f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
@@ -382,11 +399,14 @@ class Build:
 
         r, st = self.r, self._student()
         folder, ids = Path(st["folder"]), st["special"]
+        from .featured import feature_spec_of
+
+        featured = feature_spec_of(folder)
         facts = export_onnx(folder, d / "model.onnx", r.export.opset, r.export.exporter)
         tok = load_backend_tokenizer(folder)
         rows = read_jsonl(self.work.path("data") / "train.jsonl")[:16]
         windows = encode(tok, [row["words"] for row in rows], None, None, r.runtime.max_length, r.runtime.stride,
-                         ids["bos_id"], ids["eos_id"])
+                         ids["bos_id"], ids["eos_id"], features=featured[0] if featured else None)
         facts["max_abs_logit_diff"] = check_against_torch(load_model(folder), d / "model.onnx", windows, ids["pad_id"])
         write_json(d / "export.json", facts)
         self.rep.note(f"{facts['tool']}, opset {facts['opset']}, max |Δlogit| vs PyTorch "
@@ -413,7 +433,7 @@ class Build:
     def stage_evaluate(self, d: Path) -> None:
         from edge_finer.annotator import Annotator
 
-        from .evaluate import TorchBackend, run_system, staged_bundle, token_agreement
+        from .evaluate import TorchBackend, calibrate_threshold, run_system, staged_bundle, token_agreement
         from .export import input_names
         from .teacher import load_model
         from .tokenizer_train import load_backend_tokenizer
@@ -448,14 +468,20 @@ class Build:
                 shutil.copyfile(student_tok, sdir / "tokenizer.json")
             else:
                 sdir = model_path
+            spec_folder = Path(info["folder"]) if backend is not None else Path(st["folder"])
             bundle = staged_bundle(sdir, self._runtime_manifest(ids, input_names(sdir / "model.onnx")
-                                                                if backend is None else []))
+                                                                if backend is None else [], spec_folder))
             make = lambda threads, b=bundle, be=backend: Annotator(b, backend=be, threads=threads)  # noqa: E731
             self.rep.note(f"{name}: annotating {len(sentences)} sentences")
             res = run_system(make(cores), make(ev.threads), sentences, ev.speed_sentences, ev.threads)
             results[name], preds[name] = res.scores, res.tags
             self.rep.note(f"{name}: F1 {res.scores['f1']:.4f} (P {res.scores['precision']:.4f}, "
                           f"R {res.scores['recall']:.4f}), {res.scores['words_per_second']:,.0f} words/s")
+            if name == "student_int8" and r.runtime.calibrate_threshold:
+                results["threshold_calibration"] = {
+                    "split": r.data.eval_split, **calibrate_threshold(make(cores), sentences)}
+                cal = results["threshold_calibration"]
+                self.rep.note(f"threshold {cal['threshold']:.2f}: F1 {cal['f1_at_zero']:.4f} at 0 → {cal['f1']:.4f}")
         for name, _, _, _ in systems[1:]:
             shutil.rmtree(d / name)
         agreement = token_agreement(preds["student_fp32"], preds["student_int8"])
@@ -491,10 +517,14 @@ class Build:
         self.rep.note(f"{len(doc['ngrams'])} n-grams from {doc['sentences']} sentences; held-out p1 "
                       f"{cal.get('p1', 'n/a')} (long sentences)")
 
-    def _runtime_manifest(self, ids: dict[str, int], names: list[str]) -> dict[str, Any]:
+    def _runtime_manifest(self, ids: dict[str, int], names: list[str], model_folder: Path) -> dict[str, Any]:
         """The manifest fields the runtime reads (shared by staged and final bundles)."""
+        from .featured import feature_spec_of
+
         r = self.r
         lab = read_json(self.work.path("data") / "labels.json")
+        featured = feature_spec_of(model_folder)
+        extra = {"features": featured[0].to_manifest()} if featured else {}
         return {
             "name": r.name, "version": r.version,
             "language": {"bcp47": r.language.bcp47, "iso639_3": r.language.iso639_3,
@@ -504,6 +534,7 @@ class Build:
             "max_length": r.runtime.max_length, "stride": r.runtime.stride,
             "input": {"bos_id": ids["bos_id"], "eos_id": ids["eos_id"], "pad_id": ids["pad_id"], "names": names},
             "decoding": {"aggregation": r.runtime.aggregation, "threshold": r.runtime.threshold},
+            **extra,
         }
 
     # -- 9. bundle ------------------------------------------------------------------------
@@ -521,7 +552,10 @@ class Build:
         stats = read_json(self.work.path("data") / "stats.json")
         trim = self._trimmed()
         int8 = self.work.path("quantize") / "model.onnx"
-        manifest = self._runtime_manifest(st["special"], input_names(int8))
+        manifest = self._runtime_manifest(st["special"], input_names(int8), Path(st["folder"]))
+        calibrated = evaluation.get("threshold_calibration")
+        if calibrated:
+            manifest["decoding"]["threshold"] = calibrated["threshold"]
         manifest.update({
             "model": {
                 "architecture": cfg["model_type"], "layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"],

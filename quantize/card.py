@@ -41,6 +41,16 @@ def render_card(m: Mapping[str, Any]) -> str:
         f"{'yes' if q['per_channel'] else 'no'}, {q['tool']}.",
         f"- Windows of at most {m['max_length']} subwords with {m['stride']} overlap; labels read from the "
         f"first subword of each word (`{m['decoding']['aggregation']}`).",
+    ]
+    feats = m.get("features")
+    if feats:
+        out.append(f"- Word features (bundle format 2): {', '.join(feats['kinds'])}, hashed into "
+                   f"{feats['buckets']:,} rows (seed {feats['seed']}), added to every subword's input.")
+    cal = ev.get("threshold_calibration")
+    out.append(f"- Entity-score threshold {m['decoding']['threshold']:.2f}"
+               + (f", calibrated on the `{cal['split']}` split (F1 {cal['f1_at_zero']:.3f} at 0 → {cal['f1']:.3f}; "
+                  "the table below is at threshold 0)" if cal else "") + "; `--threshold` overrides it.")
+    out += [
         "",
         "## Figures",
         "",

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .encode import IGNORE, Window, batches
+from .featured import forward_kwargs
 from .progress import Reporter
 from .train import Schedule, fit
 
@@ -27,7 +28,7 @@ def teacher_logits(teacher: torch.nn.Module, windows: Sequence[Window], pad_id: 
     n_batches = (len(windows) + batch_size - 1) // batch_size
     with reporter.bar("teacher labels", n_batches) as bar:
         for idx, batch in batches(windows, batch_size, pad_id, rng=None):
-            logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits = teacher(**forward_kwargs(teacher, batch)).logits
             for row, i in enumerate(idx):
                 out[i] = logits[row][batch["first"][row]].float().clone()
             bar.advance(1)
@@ -41,7 +42,7 @@ def distill(student: torch.nn.Module, windows: Sequence[Window], soft: Sequence[
     """Train ``student`` in place on ``alpha``·CE(gold) + (1−``alpha``)·T²·KL(teacher ‖ student)."""
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor], idx: list[int]) -> torch.Tensor:
-        logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = m(**forward_kwargs(m, batch)).logits
         first = batch["first"]
         s = logits[first]  # row-major: window by window, positions ascending, as `soft` was built
         t = torch.cat([soft[i] for i in idx], dim=0)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from edge_finer.features import FeatureSpec, word_feature_ids
 from edge_finer.windows import word_windows
 
 IGNORE = -100
@@ -29,12 +30,16 @@ class Window:
     ids: np.ndarray  # int64 [T]
     labels: np.ndarray  # int64 [T]; IGNORE where no gold (non-first subword, special, unlabelled)
     first: np.ndarray  # bool [T]; first subword of a word
+    feats: np.ndarray | None = None  # int64 [T, kinds]; the word's feature ids per token, 0 on bos/eos
 
 
 def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None,
            label2id: dict[str, int] | None, max_length: int, stride: int, bos_id: int, eos_id: int,
-           batch: int = 512) -> list[Window]:
-    """Encode word lists (and optional IOB2 tags) into windows; see the module docstring."""
+           batch: int = 512, features: FeatureSpec | None = None) -> list[Window]:
+    """Encode word lists (and optional IOB2 tags) into windows; see the module docstring.
+
+    With ``features`` each window also carries every token's word feature ids, computed by the
+    runtime's own :func:`edge_finer.features.word_feature_ids`."""
     out: list[Window] = []
     cap = max_length - 2
     for lo in range(0, len(sentences), batch):
@@ -49,6 +54,7 @@ def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Se
             if ids.size == 0:
                 continue
             first = np.diff(wids, prepend=-1) != 0
+            tok_feats = word_feature_ids(chunk[k], features)[wids] if features is not None else None
             gold = np.full(ids.size, IGNORE, dtype=np.int64)
             if tags is not None and label2id is not None:
                 sent_tags = tags[lo + k]
@@ -59,6 +65,7 @@ def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Se
                     ids=np.concatenate(([bos_id], ids[s:e], [eos_id])).astype(np.int64),
                     labels=np.concatenate(([IGNORE], np.where(w_first, gold[s:e], IGNORE), [IGNORE])),
                     first=np.concatenate(([False], w_first, [False])),
+                    feats=None if tok_feats is None else np.pad(tok_feats[s:e], ((1, 1), (0, 0))),
                 ))
     return out
 
@@ -86,5 +93,11 @@ def collate(ws: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor]:
     for r, w in enumerate(ws):
         n = w.ids.size
         ids[r, :n], mask[r, :n], labels[r, :n], first[r, :n] = w.ids, 1, w.labels, w.first
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
-            "labels": torch.from_numpy(labels), "first": torch.from_numpy(first)}
+    out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+           "labels": torch.from_numpy(labels), "first": torch.from_numpy(first)}
+    if ws[0].feats is not None:
+        feats = np.zeros((len(ws), width, ws[0].feats.shape[1]), dtype=np.int64)
+        for r, w in enumerate(ws):
+            feats[r, :w.ids.size] = w.feats
+        out["word_features"] = torch.from_numpy(feats)
+    return out

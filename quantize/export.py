@@ -25,8 +25,17 @@ from .errors import BuildError
 
 def export_onnx(model_dir: Path, output: Path, opset: int, exporter: str = "optimum") -> dict[str, Any]:
     """Write ``output`` (model.onnx) from an HF folder; returns facts for the manifest."""
+    from .featured import feature_spec_of
+
     output.parent.mkdir(parents=True, exist_ok=True)
     reason = "recipe asks for torch.onnx" if exporter == "torch" else ""
+    from .convnet import is_conv_folder
+
+    if is_conv_folder(model_dir):
+        exporter, reason = "torch", "optimum exports transformers architectures only, not edge-finer-cnn"
+    elif feature_spec_of(model_dir) is not None:
+        # optimum's exporter knows each architecture's standard inputs only
+        exporter, reason = "torch", "optimum has no export config for the word_features input"
     if exporter == "optimum":
         try:
             return _optimum(model_dir, output, opset)
@@ -54,6 +63,9 @@ def _optimum(model_dir: Path, output: Path, opset: int) -> dict[str, Any]:
 
 
 def _torch(model_dir: Path, output: Path, opset: int) -> dict[str, Any]:
+    from edge_finer.features import INPUT_NAME as FEATURES_INPUT
+
+    from .featured import FeaturedTokenClassifier
     from .teacher import load_model
 
     model = load_model(model_dir)
@@ -63,17 +75,26 @@ def _torch(model_dir: Path, output: Path, opset: int) -> dict[str, Any]:
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.m(input_ids=input_ids, attention_mask=attention_mask).logits
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    word_features: torch.Tensor | None = None) -> torch.Tensor:
+            kwargs = {} if word_features is None else {"word_features": word_features}
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
 
     dummy = torch.ones((1, 8), dtype=torch.long)
     axes = {0: "batch_size", 1: "sequence_length"}
+    names = ["input_ids", "attention_mask"]
+    args: tuple[torch.Tensor, ...] = (dummy, dummy)
+    dynamic = {"input_ids": axes, "attention_mask": axes, "logits": axes}
+    if isinstance(model, FeaturedTokenClassifier):
+        names.append(FEATURES_INPUT)
+        args += (torch.ones((1, 8, len(model.spec.kinds)), dtype=torch.long),)
+        dynamic[FEATURES_INPUT] = axes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(Logits(model), (dummy, dummy), str(output), input_names=["input_ids", "attention_mask"],
+            torch.onnx.export(Logits(model), args, str(output), input_names=names,
                               output_names=["logits"], opset_version=opset, dynamo=False,
-                              dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": axes})
+                              dynamic_axes=dynamic)
         except Exception as exc:  # torch.onnx raises many kinds
             raise BuildError(f"ONNX export failed with both optimum and torch.onnx ({exc})") from None
     return {"tool": f"torch.onnx {torch.__version__} (TorchScript exporter)", "opset": opset}
@@ -123,9 +144,13 @@ def check_against_torch(model: torch.nn.Module, onnx_path: Path, windows: Sequen
     feed = {"input_ids": batch["input_ids"].numpy(), "attention_mask": batch["attention_mask"].numpy()}
     if "token_type_ids" in names:
         feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+    if "word_features" in batch:
+        feed["word_features"] = batch["word_features"].numpy()
     got = sess.run(None, {k: v for k, v in feed.items() if k in names})[0]
+    from .featured import forward_kwargs
+
     with torch.no_grad():
-        want = model.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.numpy()
+        want = model.eval()(**forward_kwargs(model, batch)).logits.numpy()
     mask = feed["attention_mask"].astype(bool)
     diff = float(np.abs(got - want)[mask].max())
     if not np.isfinite(diff) or diff > 1e-2:

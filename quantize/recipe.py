@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from edge_finer.features import KINDS as FEATURE_KINDS
+
 from .errors import RecipeError
 
 #: Student size presets: (layers, hidden, heads, intermediate).
@@ -22,7 +24,7 @@ STUDENT_SIZES: dict[str, tuple[int, int, int, int]] = {
     "small": (4, 256, 4, 1024),
     "medium": (6, 384, 6, 1536),
 }
-FAMILIES = ("bert", "xlm-roberta")
+FAMILIES = ("bert", "xlm-roberta", "cnn")
 
 
 @dataclass
@@ -68,13 +70,14 @@ class Source:
 @dataclass
 class Teacher:
     path: str = ""  # local HF folder of a fine-tuned token classifier; empty: train one here
-    family: str = "bert"  # bert (WordPiece) | xlm-roberta (Unigram), when training
+    family: str = "bert"  # bert (WordPiece) | xlm-roberta (Unigram) | cnn (WordPiece, convolutions), when training
     vocab_size: int = 8000
     lowercase: bool = False
     layers: int = 4
     hidden: int = 256
     heads: int = 4
     intermediate: int = 1024
+    kernel: int = 3  # cnn: words of context each convolution sees (odd)
     dropout: float = 0.1
     epochs: float = 3.0
     max_steps: int = 0  # 0 = epochs decide
@@ -121,11 +124,22 @@ class Student:
 
 
 @dataclass
+class Features:
+    """Hashed word features added to the model's input (``edge_finer.features``)."""
+
+    enabled: bool = False
+    kinds: list[str] = field(default_factory=lambda: list(FEATURE_KINDS))
+    buckets: int = 8192  # rows of the hashed table (id 0 is "no word")
+    dim: int = 64  # width of each kind's vector before the projection to the hidden size
+
+
+@dataclass
 class Runtime:
     max_length: int = 128
     stride: int = 32
     aggregation: str = "first"
     threshold: float = 0.0
+    calibrate_threshold: bool = False  # pick the threshold with the best F1 on the eval split instead
 
 
 @dataclass
@@ -170,10 +184,19 @@ class Recipe:
     teacher: Teacher = field(default_factory=Teacher)
     trim: Trim = field(default_factory=Trim)
     student: Student = field(default_factory=Student)
+    features: Features = field(default_factory=Features)
     runtime: Runtime = field(default_factory=Runtime)
     export: Export = field(default_factory=Export)
     quantization: Quantization = field(default_factory=Quantization)
     evaluation: Evaluation = field(default_factory=Evaluation)
+
+    def feature_spec(self) -> Any:
+        """The :class:`edge_finer.features.FeatureSpec` of this build (None when disabled)."""
+        if not self.features.enabled:
+            return None
+        from edge_finer.features import FeatureSpec
+
+        return FeatureSpec(tuple(self.features.kinds), self.features.buckets, self.seed % (1 << 32))
 
     def resolve(self, p: str) -> Path:
         """A recipe path as an absolute path (relative ones start at ``root``)."""
@@ -183,7 +206,7 @@ class Recipe:
 
 _SECTIONS: dict[str, type] = {
     "language": Language, "taxonomy": Taxonomy, "data": Data, "teacher": Teacher, "trim": Trim,
-    "student": Student, "runtime": Runtime, "export": Export, "quantization": Quantization,
+    "student": Student, "features": Features, "runtime": Runtime, "export": Export, "quantization": Quantization,
     "evaluation": Evaluation,
 }
 _TOP = {"name": str, "version": str, "seed": int, "threads": int, "demo": bool, "licence": str, "description": str,
@@ -294,12 +317,22 @@ def _check(r: Recipe) -> None:
         raise RecipeError(f"{where}: runtime.max_length must be ≥ 8 and 0 ≤ stride < max_length/2")
     r.student.shape()  # validates the size name
     layers, hidden, heads, _ = r.student.shape()
-    if hidden % heads:
+    if r.teacher.family != "cnn" and hidden % heads:
         raise RecipeError(f"{where}: student hidden size {hidden} is not divisible by heads {heads}")
-    if r.teacher.hidden % r.teacher.heads:
+    if r.teacher.family != "cnn" and r.teacher.hidden % r.teacher.heads:
         raise RecipeError(f"{where}: teacher hidden size is not divisible by its heads")
+    if r.teacher.family == "cnn" and (r.teacher.kernel < 1 or r.teacher.kernel % 2 == 0):
+        raise RecipeError(f"{where}: teacher.kernel must be an odd number ≥ 1")
+    if r.teacher.family == "cnn" and r.teacher.path:
+        raise RecipeError(f"{where}: teacher.family 'cnn' is for teachers trained here; a teacher folder is a "
+                          "transformers token classifier")
     if r.student.layer_map and len(r.student.layer_map) != layers:
         raise RecipeError(f"{where}: student.layer_map has {len(r.student.layer_map)} entries "
                           f"for {layers} student layers")
+    f = r.features
+    if f.enabled and (not f.kinds or len(set(f.kinds)) != len(f.kinds) or set(f.kinds) - set(FEATURE_KINDS)):
+        raise RecipeError(f"{where}: features.kinds must be distinct names from {', '.join(FEATURE_KINDS)}")
+    if f.enabled and not (2 <= f.buckets <= 1 << 22 and 1 <= f.dim <= 1024):
+        raise RecipeError(f"{where}: features.buckets must be in 2..4194304 and features.dim in 1..1024")
     if not 0.0 <= r.student.alpha <= 1.0 or r.student.temperature <= 0:
         raise RecipeError(f"{where}: student.alpha must be in [0, 1] and temperature > 0")

@@ -145,3 +145,20 @@ def _fit(t: torch.Tensor, s: torch.Tensor, axes: tuple[str, ...], p: torch.Tenso
     region = tuple(slice(0, min(a, b)) for a, b in zip(out.shape, x.shape))
     out[region] = x[region].to(out.dtype)
     return out
+
+
+def with_features(student: torch.nn.Module, teacher: torch.nn.Module, spec: Any, dim: int,
+                  from_teacher: bool) -> tuple[torch.nn.Module, str]:
+    """The student wrapped with a word-feature input; its tables are the teacher's when the
+    teacher has the same features, width and hidden size (else a fresh initialisation)."""
+    from .featured import FeaturedTokenClassifier
+
+    model = FeaturedTokenClassifier(student, spec, dim)
+    t_feats = getattr(teacher, "features", None)
+    same = (t_feats is not None and getattr(teacher, "spec", None) == spec
+            and t_feats.proj.weight.shape == model.features.proj.weight.shape
+            and t_feats.table.weight.shape == model.features.table.weight.shape)
+    if from_teacher and same:
+        model.features.load_state_dict(t_feats.state_dict())
+        return model, "copied from the teacher"
+    return model, "random"

@@ -81,11 +81,16 @@ def model_classes(family: str) -> tuple[Any, Any]:
 
 
 def make_config(family: str, vocab_size: int, layers: int, hidden: int, heads: int, intermediate: int,
-                labels: list[str], max_length: int, special: dict[str, int], dropout: float) -> Any:
-    """A transformers config for a from-scratch model of ``family``.
+                labels: list[str], max_length: int, special: dict[str, int], dropout: float,
+                kernel: int = 3) -> Any:
+    """A config for a from-scratch model of ``family`` (transformers', or :mod:`.convnet`'s).
 
     XLM-R numbers positions from ``pad_id + 1``, so it needs ``pad_id + 1`` extra rows.
     """
+    if family == "cnn":
+        from .convnet import make_conv_config
+
+        return make_conv_config(vocab_size, layers, hidden, kernel, labels, special["pad_id"], dropout)
     config_cls, _ = model_classes(family)
     extra = special["pad_id"] + 1 if family == "xlm-roberta" else 0
     kwargs: dict[str, Any] = dict(
@@ -104,23 +109,40 @@ def load_model(folder: Path) -> torch.nn.Module:
     """A token classifier from a local folder (never the hub), in eval mode."""
     from transformers import AutoModelForTokenClassification
 
+    from .convnet import is_conv_folder, load_conv
+
     try:
-        model = AutoModelForTokenClassification.from_pretrained(str(folder), local_files_only=True)
+        if is_conv_folder(folder):
+            model = load_conv(folder)
+        else:
+            model = AutoModelForTokenClassification.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:  # transformers raises many kinds (OSError, ValueError, ...)
         raise TeacherError(f"{folder}: cannot load the model ({exc})") from None
-    return model.eval()
+    from .featured import wrap
+
+    return wrap(model.eval(), folder).eval()
 
 
 def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: int, seed: int,
-                  reporter: Reporter) -> tuple[torch.nn.Module, dict[str, float]]:
-    """Train a randomly initialised token classifier on gold labels (cross-entropy)."""
-    _, model_cls = model_classes(config.model_type)
+                  reporter: Reporter, features: tuple[Any, int] | None = None,
+                  ) -> tuple[torch.nn.Module, dict[str, float]]:
+    """Train a randomly initialised token classifier on gold labels (cross-entropy).
+
+    ``features`` = ``(FeatureSpec, dim)`` adds hashed word features to its input."""
+    from .featured import FeaturedTokenClassifier, forward_kwargs
+
     torch.manual_seed(seed)
-    model = model_cls(config)
+    if config.model_type == "edge-finer-cnn":
+        from .convnet import ConvTokenClassifier
+
+        model = ConvTokenClassifier(config)
+    else:
+        model = model_classes(config.model_type)[1](config)
+    if features is not None:
+        model = FeaturedTokenClassifier(model, *features)
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor], _: list[int]) -> torch.Tensor:
-        out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-        return out.loss
+        return m(**forward_kwargs(m, batch), labels=batch["labels"]).loss
 
     facts = fit(model, windows, sched, pad_id, seed, loss_fn, reporter, "teacher")
     return model, facts

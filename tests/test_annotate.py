@@ -265,7 +265,9 @@ def _token_probs(ann: Annotator, word: str) -> np.ndarray:
     """Softmaxed model rows for the subword pieces of one word (without bos/eos)."""
     ann.warm_up()
     enc = ann._tokenizer.encode([word], is_pretokenized=True, add_special_tokens=False)
-    return ann._run_batch([np.asarray(enc.ids, dtype=np.int64)])[0, 1:1 + len(enc.ids)], enc.tokens
+    ids = np.asarray(enc.ids, dtype=np.int64)
+    window = (ids, np.zeros(ids.size, dtype=np.int64), 0, ids.size)
+    return ann._run_batch([window], None)[0, 1:1 + len(enc.ids)], enc.tokens
 
 
 @pytest.mark.parametrize("how", ["first", "average", "max"])
