@@ -134,6 +134,8 @@ def annotate(
                                     "(small devices)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of input files."),
     errors: ErrorPolicy = typer.Option(ErrorPolicy.strict, "--errors", help="What to do with undecodable bytes."),
+    strict: bool = typer.Option(False, "--strict", help="With --lang/--bundle: refuse an input whose script the "
+                                "bundle does not write (default: annotate it with a warning)."),
 ) -> None:
     """Annotate text: files, folders, stdin or --text."""
     sources = _sources(inputs, text, encoding, errors.value)
@@ -151,7 +153,7 @@ def annotate(
     if bundle or lang:  # an explicit --bundle wins over --lang, and both over routing
         annotator = Annotator.load(bundle, lang=None if bundle else lang, taxonomy=taxonomy, **opts)
         annotator.warm_up()
-        records = lambda name, text: _records(annotator, name, text)  # noqa: E731
+        records = lambda name, text: _records(annotator, name, _script_checked(annotator, name, text, strict))  # noqa: E731
     else:
         records = _RoutedRecords(taxonomy, route.value, opts)
     if output is not None:
@@ -318,6 +320,28 @@ def _routing_json(decision) -> dict:
     if decision.unknown:
         out["reason"] = decision.reason
     return out
+
+
+def _script_checked(annotator, source_name: str, text: str, strict: bool) -> str:
+    """``text`` itself, after a one-line warning (or, with ``strict``, a refusal) when its main
+    script is not one the explicitly chosen bundle writes: such a model sees only unknown pieces
+    and its output is noise (a Swahili bundle on Devanagari tagged whole sentences as DATE)."""
+    from edge_finer.scripts import expand, script_counts
+
+    counts = script_counts(text)
+    if not counts:
+        return text
+    main = counts.most_common(1)[0][0]
+    written = expand(annotator.bundle.language.get("scripts", []))
+    if not written or main in written:
+        return text
+    line = (f"{source_name}: the text is in {main} script, which bundle {annotator.bundle.name} "
+            f"({annotator.bundle.language.get('bcp47')}) does not write ({', '.join(sorted(written))}); "
+            "drop --lang/--bundle to route it, or pick a bundle for its language")
+    if strict:
+        raise InputError(line + " (refused: --strict)")
+    sys.stderr.write(f"warning: {line}\n")
+    return text
 
 
 def _records(annotator, source_name: str, text: str) -> Iterator:

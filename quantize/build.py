@@ -284,7 +284,8 @@ class Build:
                           r.runtime.max_length, ids, t.dropout, t.kernel)
         self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows")
         model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed, self.rep,
-                                     features=(spec, r.features.dim) if spec else None)
+                                     features=(spec, r.features.dim) if spec else None,
+                                     word_dropout=t.word_dropout, unk_id=unk_id(tok))
         folder = d / "model"
         model.save_pretrained(str(folder), safe_serialization=True)
         save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
@@ -376,7 +377,8 @@ class Build:
         self.rep.note(f"student {layers}×{hidden} ({heads} heads, ffn {inter}), {count_parameters(student):,} "
                       f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
-        facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep)
+        facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep,
+                        word_dropout=s.word_dropout, unk_id=unk_id(tok))
         out = d / "model"
         student.save_pretrained(str(out), safe_serialization=True)
         save_hf_tokenizer(tok, out, info.get("roles") or {}, r.runtime.max_length)
@@ -617,6 +619,15 @@ class Build:
             raise RecipeError(f"{r.path}: the training data have different licences {sorted(lic)}; set `licence` "
                               "to the most restrictive one")
         return lic.pop()
+
+
+def unk_id(tok: Any) -> int | None:
+    """The tokenizer's unknown-piece id (word dropout's replacement), if it has one."""
+    for name in ("[UNK]", "<unk>"):
+        tid = tok.token_to_id(name)
+        if tid is not None:
+            return int(tid)
+    return None
 
 
 def _schedule(section: Any) -> Any:

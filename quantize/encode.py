@@ -101,3 +101,17 @@ def collate(ws: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor]:
             feats[r, :w.ids.size] = w.feats
         out["word_features"] = torch.from_numpy(feats)
     return out
+
+
+def drop_words(batch: dict[str, torch.Tensor], rate: float, unk_id: int,
+               gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """A copy of ``batch`` whose real subword ids (not bos/eos/padding) are replaced by
+    ``unk_id`` with probability ``rate``: word dropout, which makes a model lean on context and
+    on the word features instead of memorising the ids of training names."""
+    ids = batch["input_ids"]
+    real = batch["attention_mask"].bool()
+    real[:, 0] = False
+    last = batch["attention_mask"].sum(1) - 1
+    real[torch.arange(ids.shape[0]), last] = False
+    drop = real & (torch.rand(ids.shape, generator=gen) < rate)
+    return {**batch, "input_ids": torch.where(drop, torch.full_like(ids, unk_id), ids)}

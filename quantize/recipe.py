@@ -79,6 +79,7 @@ class Teacher:
     intermediate: int = 1024
     kernel: int = 3  # cnn: words of context each convolution sees (odd)
     dropout: float = 0.1
+    word_dropout: float = 0.0  # share of subword ids replaced by the unknown token while training
     epochs: float = 3.0
     max_steps: int = 0  # 0 = epochs decide
     batch_size: int = 16
@@ -107,6 +108,7 @@ class Student:
     temperature: float = 2.0
     alpha: float = 0.5  # weight of gold cross-entropy; 1 - alpha goes to the distillation loss
     dropout: float = 0.1
+    word_dropout: float = 0.0  # as teacher.word_dropout, for the student's inputs
     epochs: float = 3.0
     max_steps: int = 0
     batch_size: int = 16
@@ -334,5 +336,7 @@ def _check(r: Recipe) -> None:
         raise RecipeError(f"{where}: features.kinds must be distinct names from {', '.join(FEATURE_KINDS)}")
     if f.enabled and not (2 <= f.buckets <= 1 << 22 and 1 <= f.dim <= 1024):
         raise RecipeError(f"{where}: features.buckets must be in 2..4194304 and features.dim in 1..1024")
+    if not (0.0 <= r.teacher.word_dropout < 1.0 and 0.0 <= r.student.word_dropout < 1.0):
+        raise RecipeError(f"{where}: word_dropout must be in [0, 1)")
     if not 0.0 <= r.student.alpha <= 1.0 or r.student.temperature <= 0:
         raise RecipeError(f"{where}: student.alpha must be in [0, 1] and temperature > 0")

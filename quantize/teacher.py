@@ -124,11 +124,13 @@ def load_model(folder: Path) -> torch.nn.Module:
 
 
 def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: int, seed: int,
-                  reporter: Reporter, features: tuple[Any, int] | None = None,
-                  ) -> tuple[torch.nn.Module, dict[str, float]]:
+                  reporter: Reporter, features: tuple[Any, int] | None = None, word_dropout: float = 0.0,
+                  unk_id: int | None = None) -> tuple[torch.nn.Module, dict[str, float]]:
     """Train a randomly initialised token classifier on gold labels (cross-entropy).
 
-    ``features`` = ``(FeatureSpec, dim)`` adds hashed word features to its input."""
+    ``features`` = ``(FeatureSpec, dim)`` adds hashed word features to its input;
+    ``word_dropout`` replaces that share of subword ids by ``unk_id`` in each training batch."""
+    from .encode import drop_words
     from .featured import FeaturedTokenClassifier, forward_kwargs
 
     torch.manual_seed(seed)
@@ -141,7 +143,11 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
     if features is not None:
         model = FeaturedTokenClassifier(model, *features)
 
+    gen = torch.Generator().manual_seed(seed)
+
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor], _: list[int]) -> torch.Tensor:
+        if word_dropout > 0 and unk_id is not None:
+            batch = drop_words(batch, word_dropout, unk_id, gen)
         return m(**forward_kwargs(m, batch), labels=batch["labels"]).loss
 
     facts = fit(model, windows, sched, pad_id, seed, loss_fn, reporter, "teacher")

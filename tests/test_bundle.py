@@ -147,7 +147,7 @@ def test_not_a_folder_is_refused(tmp_path: Path):
     assert str(tmp_path / "nope") in _refusal(tmp_path / "nope")
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", None, True])
 def test_unknown_format_version_is_refused(bundle_copy: Path, version):
     _edit_manifest(bundle_copy, format_version=version)
     msg = _refusal(bundle_copy)

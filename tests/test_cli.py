@@ -588,3 +588,22 @@ def test_console_script_subprocess(tiny_bundle: Path, isolated_user_dirs: Path, 
     proc = subprocess.run([exe, "bundles", "verify", "nope"], capture_output=True, env=env, cwd=tmp_path,
                           timeout=120)
     assert proc.returncode == 1 and b"Traceback" not in proc.stderr and proc.stderr.startswith(b"error:")
+
+
+def test_explicit_bundle_on_a_script_it_does_not_write_warns_once(bundles_env, tmp_path: Path):
+    """--lang/--bundle on text in a script the bundle does not write: one warning line per input
+    (the output is still written); with --strict that input is refused and the others go on."""
+    deva = tmp_path / "hi.txt"
+    deva.write_text("अमित शाह दिल्ली गए और शिलांग में रहे।\n", encoding="utf-8")
+    latin = tmp_path / "en.txt"
+    latin.write_text("Ravi Shankar works at Infosys Limited.\n", encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "cli", "annotate", "-b", "tiny-en", str(deva), str(latin)],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ})
+    assert res.returncode == 0, res.stderr
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "hi.txt" in warnings[0] and "Deva" in warnings[0] and "tiny-en" in warnings[0]
+    assert len(res.stdout.splitlines()) == 2 and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "cli", "annotate", "-b", "tiny-en", "--strict", str(deva), str(latin)],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ})
+    assert res.returncode == 1 and "refused: --strict" in res.stderr and "Traceback" not in res.stderr
+    assert [json.loads(line)["source"] for line in res.stdout.splitlines()] == [str(latin)]

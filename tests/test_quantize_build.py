@@ -69,7 +69,7 @@ def test_bundle_opens_and_annotates(built: dict) -> None:
 def test_manifest_is_complete(built: dict) -> None:
     m = json.loads((built["bundle"] / "manifest.json").read_text(encoding="utf-8"))
     fam = built["family"]
-    assert m["format_version"] == 1 and set(m["files"]) == {"model.onnx", "tokenizer.json", "MODEL_CARD.md", "profile.json"}
+    assert m["format_version"] == 2 and set(m["files"]) == {"model.onnx", "tokenizer.json", "MODEL_CARD.md", "profile.json"}
     assert m["language"]["bcp47"] == "en" and m["taxonomy"]["name"] == "synthetic"
     assert m["taxonomy"]["coarse"] == {"PER": "Person", "LOC": "Location", "ORG": "Group"}
     assert m["pretokenizer"] == {"name": "edge-finer-words", "version": 1}

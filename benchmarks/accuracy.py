@@ -1,0 +1,212 @@
+"""Accuracy ablation: which modelling levers close the gap to spaCy, at one fixed CPU budget.
+
+Each *probe* trains one model variant from scratch on a dataset's train split for the same
+wall-clock budget (``--minutes``, one thread, the pipeline's own training loop, tokenizer
+training, windowing and word features), then scores it on the dev split: seqeval strict IOB2
+over the runtime's word grid (gold tokens re-split as the runtime splits them), constrained
+Viterbi decoding as in the runtime.  Probes skip distillation, export and int8 (the full
+recipe's figures, through the real runtime and side by side with spaCy, are in
+``shipped.md``); they answer "which input and encoder learn most from little data".
+
+Variants (``--variants``, comma-separated):
+  transformer            the old recipe's model: 3 × 256 BERT over subword ids
+  transformer+features   the same plus hashed word features (edge_finer.features)
+  cnn                    gated convolutions (quantize.convnet) over subword ids, 4 × 256, window 3
+  cnn+features           the convolutions plus hashed word features
+  cnn+features+drop3     the same with dropout 0.3 (the others use 0.1)
+  cnn+features+wdrop     the same plus 15 % word dropout (subword ids replaced by [UNK])
+  cnn+features+k5        dropout 0.3, convolution window 5 instead of 3
+
+    python -m benchmarks.accuracy --datasets masakhaner2/swa il-ner/or multiconer2/hi \\
+        --variants transformer,transformer+features,cnn+features --minutes 8 --jobs 2
+
+Probes run as subprocesses (``--jobs`` at a time, one thread each); finished probes are cached
+in ``--work`` so an interrupted ablation resumes.  Writes ``benchmarks/results/accuracy.{json,md}``
+with spaCy's dev F1 (``benchmarks/peer_spacy.py``, its default budget) from ``shipped.json``
+beside each dataset's row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "transformer": {"family": "bert", "layers": 3, "features": False, "dropout": 0.1},
+    "transformer+features": {"family": "bert", "layers": 3, "features": True, "dropout": 0.1},
+    "cnn": {"family": "cnn", "layers": 4, "features": False, "dropout": 0.1},
+    "cnn+features": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.1},
+    "cnn+features+k5": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "kernel": 5},
+    "cnn+features+drop3": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3},
+    "cnn+features+wdrop": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "word_dropout": 0.15},
+}
+#: Bundle whose spaCy peer figure (shipped.json) stands beside each dataset.
+SPACY_FROM = {"masakhaner2/swa": "masakhaner2-swa", "masakhaner2/hau": "masakhaner2-hau",
+              "masakhaner2/yor": "masakhaner2-yor", "il-ner/or": "il-ner-or", "il-ner/hi": "il-ner-hi",
+              "multiconer2/hi": "multiconer2-hi", "multiconer2/en": "multiconer2-en",
+              "multiconer2/bn": "multiconer2-bn"}
+
+
+def probe(dataset: str, variant: str, minutes: float, seed: int = 13) -> dict[str, Any]:
+    """Train ``variant`` on ``dataset`` for ``minutes`` (one thread) and score it on dev."""
+    import numpy as np
+    import torch
+
+    from edge_finer.decoding import LabelScheme, viterbi
+    from edge_finer.features import FeatureSpec
+    from quantize.data import read_annotated, to_model_words
+    from quantize.encode import batches, encode
+    from quantize.evaluate import score
+    from quantize.featured import forward_kwargs
+    from quantize.progress import Reporter
+    from quantize.teacher import count_parameters, make_config, train_teacher
+    from quantize.tokenizer_train import special_ids, train_tokenizer
+    from quantize.train import Schedule, seed_everything
+
+    v = VARIANTS[variant]
+    seed_everything(seed, 1)
+    folder = SHARED / dataset
+    train = [s for s in map(to_model_words, read_annotated(folder / "train.conll")) if s.tokens]
+    dev = [s for s in map(to_model_words, read_annotated(folder / "dev.conll")) if s.tokens]
+    types = sorted({t[2:] for s in train for t in s.tags if t != "O"})
+    labels = ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    for s in dev:  # a type never seen in training cannot be predicted; score it as missed
+        s.tags[:] = [t if t == "O" or t[2:] in types else "O" for t in s.tags]
+    tok = train_tokenizer([s.tokens for s in train], "bert", 8000, False)
+    ids = special_ids(tok, "bert")
+    spec = FeatureSpec(seed=seed) if v["features"] else None
+
+    def enc(sents: list) -> list:
+        return encode(tok, [s.tokens for s in sents], [s.tags for s in sents], label2id, 128, 32,
+                      ids["bos_id"], ids["eos_id"], features=spec)
+
+    cfg = make_config(v["family"], tok.get_vocab_size(), v["layers"], 256, 4, 1024, labels, 128, ids,
+                      v["dropout"], v.get("kernel", 3))
+    sched = Schedule(epochs=1000, max_steps=0, batch_size=32, learning_rate=5e-4, warmup=0.06,
+                     weight_decay=0.01, max_minutes=minutes)
+    model, facts = train_teacher(cfg, enc(train), sched, ids["pad_id"], seed, Reporter(None, 1),
+                                 features=(spec, 64) if spec else None,
+                                 word_dropout=v.get("word_dropout", 0.0), unk_id=tok.token_to_id("[UNK]"))
+    scheme = LabelScheme.from_labels(labels)
+    gold, pred = [], []
+    model.eval()
+    with torch.no_grad():
+        for s in dev:  # one sentence at a time: its windows, owned words in order
+            windows = enc([s])
+            rows = []
+            for _, batch in batches(windows, 64, ids["pad_id"], None):
+                logp = torch.log_softmax(model(**forward_kwargs(model, batch)).logits, -1)
+                rows += [logp[r][batch["first"][r]].numpy() for r in range(logp.shape[0])]
+            logp_words = np.concatenate(rows)[:len(s.tokens)] if rows else np.zeros((0, len(labels)))
+            pred.append([labels[t] for t in viterbi(logp_words, scheme)] if len(logp_words) == len(s.tokens)
+                        else ["O"] * len(s.tokens))
+            gold.append(s.tags)
+    return {"dataset": dataset, "variant": variant, "minutes": minutes, "threads": 1, "seed": seed,
+            "dev_f1": score(gold, pred)["f1"], "parameters": count_parameters(model), **facts}
+
+
+def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int, work: Path) -> list[dict]:
+    """Every (dataset, variant) probe, ``jobs`` subprocesses at a time; cached results reused."""
+    work.mkdir(parents=True, exist_ok=True)
+    todo, done = [], []
+    for d in datasets:
+        for v in variants:
+            out = work / f"{d.replace('/', '_')}__{v}__{minutes:g}.json"
+            (done if out.is_file() else todo).append((d, v, out))
+    running: list[tuple[subprocess.Popen, Path]] = []
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    while todo or running:
+        while todo and len(running) < jobs:
+            d, v, out = todo.pop(0)
+            cmd = [sys.executable, "-m", "benchmarks.accuracy", "--probe", d, v, "--minutes", str(minutes),
+                   "--out", str(out)]
+            running.append((subprocess.Popen(cmd, cwd=ROOT, env=env), out))
+            print(f"started {d} {v}", flush=True)
+        time.sleep(2)
+        for proc, out in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, out))
+                if proc.returncode != 0:
+                    raise SystemExit(f"probe {out.name} failed with exit code {proc.returncode}")
+                print(f"finished {out.name}", flush=True)
+    return [json.loads(p.read_text(encoding="utf-8"))
+            for d in datasets for v in variants
+            for p in [work / f"{d.replace('/', '_')}__{v}__{minutes:g}.json"]]
+
+
+def report(rows: list[dict], minutes: float) -> str:
+    from benchmarks.shipped import machine
+
+    shipped = json.loads((RESULTS / "shipped.json").read_text(encoding="utf-8"))
+    spacy = {r["bundle"]: r["spacy"]["f1"] for r in shipped.get("results", [])}
+    m = machine()
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    lines = [
+        "# Accuracy ablation (dev F1, same CPU budget per variant)", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores (CPU flags: {cpu_flags()}); one thread per probe, "
+        f"{minutes:g} minutes of training each, two probes side by side. Regenerate with "
+        "`python -m benchmarks.accuracy` (see its docstring).", "",
+        "Dev F1 (seqeval strict IOB2, runtime word grid, constrained Viterbi), trained from scratch on the "
+        "train split; spaCy's dev F1 from `benchmarks/peer_spacy.py` (default budget), as in `shipped.md`.", "",
+        "| dataset | " + " | ".join(variants) + " | spaCy |",
+        "|---|" + "---|" * (len(variants) + 1),
+    ]
+    for d in dict.fromkeys(r["dataset"] for r in rows):
+        got = {r["variant"]: r for r in rows if r["dataset"] == d}
+        sp = spacy.get(SPACY_FROM.get(d, ""))
+        cells = [f"{100 * got[v]['dev_f1']:.1f}" if v in got else "–" for v in variants]
+        cells.append(f"{100 * sp:.1f}" if sp is not None else "–")
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    lines += ["", "Steps reached in the budget (more is a faster model per step):", "",
+              "| dataset | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    for d in dict.fromkeys(r["dataset"] for r in rows):
+        got = {r["variant"]: r for r in rows if r["dataset"] == d}
+        lines.append(f"| {d} | " + " | ".join(str(got[v]["steps"]) if v in got else "–" for v in variants) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cpu_flags() -> str:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    have = set(flags.split(":", 1)[1].split())
+    return ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in have) or "no AVX2"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["masakhaner2/swa", "il-ner/or", "multiconer2/hi"])
+    ap.add_argument("--variants", default="transformer,transformer+features,cnn+features")
+    ap.add_argument("--minutes", type=float, default=8.0)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=ROOT / ".bench" / "accuracy")
+    ap.add_argument("--probe", nargs=2, metavar=("DATASET", "VARIANT"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.probe:
+        result = probe(args.probe[0], args.probe[1], args.minutes)
+        args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        return
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    rows = run_all(args.datasets, variants, args.minutes, args.jobs, args.work)
+    from benchmarks.report import save_results
+
+    save_results(RESULTS, "accuracy", {"minutes": args.minutes, "probes": rows}, report(rows, args.minutes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The accuracy levers the recipes use, each proven end to end on a tiny build: the
+convolutional family, word features, word dropout, and the per-bundle threshold calibrated
+on the evaluation split (recorded in the manifest, shown by ``bundles info``)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from edge_finer.annotator import Annotator
+from edge_finer.bundle import open_bundle
+from edge_finer.entity import Entity
+from quantize.data import Sentence
+from quantize.encode import drop_words
+from quantize.errors import RecipeError
+from quantize.evaluate import calibrate_threshold
+from quantize.recipe import load_recipe
+from quantize_helpers import offline, recipe_text, synthetic_sentences, write_conll
+
+CNN_EXTRA = """
+[features]
+enabled = true
+buckets = 512
+dim = 8
+"""
+
+
+def _cnn_recipe(d: Path, name: str = "test-cnn", extra: str = CNN_EXTRA) -> Path:
+    train = write_conll(d / "train.conll", synthetic_sentences(300, seed=11))
+    dev = write_conll(d / "dev.conll", synthetic_sentences(60, seed=12))
+    text = recipe_text(name, train, dev, family="cnn", extra=extra)
+    text = text.replace("[runtime]", "[runtime]\ncalibrate_threshold = true")
+    text = text.replace("learning_rate = 3e-3\n", "learning_rate = 3e-3\nword_dropout = 0.1\n")
+    path = d / "recipe.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cnn_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from quantize.build import run_recipe
+
+    d = tmp_path_factory.mktemp("cnn")
+    recipe = _cnn_recipe(d)
+    with offline():
+        bundle = run_recipe(recipe, work_dir=d / "work", out_dir=d / "out",
+                            console=Console(file=open("/dev/null", "w"), width=120))  # noqa: SIM115
+    return {"bundle": bundle, "recipe": recipe}
+
+
+def test_cnn_recipe_builds_an_int8_bundle_that_annotates(cnn_build: dict):
+    bundle = open_bundle(cnn_build["bundle"])
+    m = bundle.manifest
+    assert m["model"]["architecture"] == "edge-finer-cnn" and m["model"]["teacher"]["architecture"] == "cnn"
+    assert m["model"]["init"]["init"] == "teacher" and m["model"]["init"]["features"] == "copied from the teacher"
+    assert "edge-finer-cnn" in m["model"]["export_fallback_reason"]
+    assert m["quantization"]["weight_type"] == "int8" and "word_features" in m["input"]["names"]
+    ev = m["evaluation"]
+    assert ev["int8_fp32_token_agreement"] >= 0.99 and ev["student_int8"]["f1"] > 0.8
+    got = [(e.text, e.label) for e in Annotator(bundle, threads=1).annotate("ravi shankar lives in lagos .")]
+    assert got == [("ravi shankar", "PER"), ("lagos", "LOC")]
+
+
+def test_calibrated_threshold_is_recorded_and_used(cnn_build: dict):
+    m = open_bundle(cnn_build["bundle"]).manifest
+    cal = m["evaluation"]["threshold_calibration"]
+    assert cal["split"] == "dev" and m["decoding"]["threshold"] == cal["threshold"]
+    assert cal["f1"] >= cal["f1_at_zero"] and cal["f1"] == max(cal["curve"].values())
+    ann = Annotator(open_bundle(cnn_build["bundle"]), threads=1)
+    assert ann.threshold == cal["threshold"]
+    card = (cnn_build["bundle"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"Entity-score threshold {cal['threshold']:.2f}, calibrated on the `dev` split" in card
+    assert "Word features (bundle format 2)" in card
+
+
+def test_bundles_info_shows_features_and_threshold(cnn_build: dict, monkeypatch: pytest.MonkeyPatch):
+    from cli import app
+
+    out = CliRunner().invoke(app, ["bundles", "info", str(cnn_build["bundle"])])
+    assert out.exit_code == 0, out.output
+    assert "features:    lower, prefix1" in out.output and "hashed into 512 rows" in out.output
+    assert "threshold:   " in out.output and "calibrated on dev" in out.output
+
+
+def test_calibration_picks_the_lowest_threshold_with_the_best_f1():
+    class Fixed:
+        """Stands in for an annotator: one right entity (0.9) and one wrong one (0.4) per text."""
+
+        def annotate_batch(self, texts):
+            return [[Entity(0, 4, "Anna", "PER", "Person", 0.9), Entity(11, 16, "Paris", "ORG", "Group", 0.4)]
+                    for _ in texts]
+
+    sents = [Sentence(["Anna", "visited", "Paris"], ["B-PER", "O", "O"])] * 3
+    cal = calibrate_threshold(Fixed(), sents)  # type: ignore[arg-type]
+    assert cal["threshold"] == 0.45 and cal["f1"] == 1.0 and cal["f1_at_zero"] == pytest.approx(0.6667, abs=1e-3)
+
+
+def test_word_dropout_hides_only_real_subwords():
+    ids = torch.tensor([[2, 10, 11, 12, 3, 0, 0], [2, 13, 3, 0, 0, 0, 0]])
+    mask = (ids != 0).long()
+    batch = {"input_ids": ids, "attention_mask": mask}
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(drop_words(batch, 0.0, 1, gen)["input_ids"], ids)
+    all_gone = drop_words(batch, 0.999999, 1, gen)["input_ids"]
+    assert all_gone.tolist() == [[2, 1, 1, 1, 3, 0, 0], [2, 1, 3, 0, 0, 0, 0]]
+    assert torch.equal(batch["input_ids"], ids)  # the caller's batch is not changed
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ("[teacher]\n", "[teacher]\nkernel = 4\n", "teacher.kernel must be an odd number"),
+    ("word_dropout = 0.1\n", "word_dropout = 1.0\n", "word_dropout must be in"),
+    ("dim = 8\n", 'dim = 8\nkinds = ["lower", "nosuch"]\n', "features.kinds must be distinct names"),
+    ("dim = 8\n", "dim = 0\n", "features.dim in 1..1024"),
+])
+def test_recipe_refuses_bad_lever_settings(tmp_path: Path, old: str, new: str, match: str):
+    path = _cnn_recipe(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(RecipeError, match=match):
+        load_recipe(path)
+
+
+def test_every_shipped_recipe_uses_the_kept_levers():
+    """The rebuilt bundles' recipes: convolutions, word features, a calibrated threshold."""
+    root = Path(__file__).resolve().parent.parent
+    index = json.loads((root / "bundles" / "index.json").read_text(encoding="utf-8"))
+    for entry in index["bundles"]:
+        if entry.get("demo"):
+            continue
+        r = load_recipe(root / "recipes" / f"{entry['name']}.toml")
+        assert r.teacher.family == "cnn" and r.features.enabled and r.runtime.calibrate_threshold, entry["name"]
