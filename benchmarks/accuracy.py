@@ -16,6 +16,9 @@ Variants (``--variants``, comma-separated):
   cnn+features+drop3     the same with dropout 0.3 (the others use 0.1)
   cnn+features+wdrop     the same plus 15 % word dropout (subword ids replaced by [UNK])
   cnn+features+k5        dropout 0.3, convolution window 5 instead of 3
+  cnn+features+family    dropout 0.3; half the budget on the train splits of EVERY language of the
+                         dataset's family (e.g. all 20 MasakhaNER 2.0 languages, one tokenizer), then
+                         half on the target language alone
 
     python -m benchmarks.accuracy --datasets masakhaner2/swa il-ner/or multiconer2/hi \\
         --variants transformer,transformer+features,cnn+features --minutes 8 --jobs 2
@@ -45,6 +48,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "transformer+features": {"family": "bert", "layers": 3, "features": True, "dropout": 0.1},
     "cnn": {"family": "cnn", "layers": 4, "features": False, "dropout": 0.1},
     "cnn+features": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.1},
+    "cnn+features+family": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "family_first": True},
     "cnn+features+k5": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "kernel": 5},
     "cnn+features+drop3": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3},
     "cnn+features+wdrop": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "word_dropout": 0.15},
@@ -76,13 +80,17 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13) -> dict[st
     seed_everything(seed, 1)
     folder = SHARED / dataset
     train = [s for s in map(to_model_words, read_annotated(folder / "train.conll")) if s.tokens]
+    family: list = []
+    if v.get("family_first"):
+        for other in sorted(folder.parent.glob("*/train.conll")):
+            family += [s for s in map(to_model_words, read_annotated(other)) if s.tokens]
     dev = [s for s in map(to_model_words, read_annotated(folder / "dev.conll")) if s.tokens]
-    types = sorted({t[2:] for s in train for t in s.tags if t != "O"})
+    types = sorted({t[2:] for s in train + family for t in s.tags if t != "O"})
     labels = ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
     label2id = {lab: i for i, lab in enumerate(labels)}
     for s in dev:  # a type never seen in training cannot be predicted; score it as missed
         s.tags[:] = [t if t == "O" or t[2:] in types else "O" for t in s.tags]
-    tok = train_tokenizer([s.tokens for s in train], "bert", 8000, False)
+    tok = train_tokenizer([s.tokens for s in (family or train)], "bert", 8000, False)
     ids = special_ids(tok, "bert")
     spec = FeatureSpec(seed=seed) if v["features"] else None
 
@@ -93,10 +101,18 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13) -> dict[st
     cfg = make_config(v["family"], tok.get_vocab_size(), v["layers"], 256, 4, 1024, labels, 128, ids,
                       v["dropout"], v.get("kernel", 3))
     sched = Schedule(epochs=1000, max_steps=0, batch_size=32, learning_rate=5e-4, warmup=0.06,
-                     weight_decay=0.01, max_minutes=minutes)
-    model, facts = train_teacher(cfg, enc(train), sched, ids["pad_id"], seed, Reporter(None, 1),
+                     weight_decay=0.01, max_minutes=minutes / 2 if family else minutes)
+    model, facts = train_teacher(cfg, enc(family or train), sched, ids["pad_id"], seed, Reporter(None, 1),
                                  features=(spec, 64) if spec else None,
                                  word_dropout=v.get("word_dropout", 0.0), unk_id=tok.token_to_id("[UNK]"))
+    if family:  # then the target language alone, for the other half of the budget
+        from quantize.train import fit
+
+        first = facts["steps"]
+        facts = fit(model, enc(train), sched, ids["pad_id"], seed,
+                    lambda m, b, _: m(**forward_kwargs(m, b), labels=b["labels"]).loss, Reporter(None, 1), "target")
+        facts["steps"] += first
+        facts["family_sentences"] = len(family)
     scheme = LabelScheme.from_labels(labels)
     gold, pred = [], []
     model.eval()

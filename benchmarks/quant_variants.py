@@ -71,7 +71,7 @@ def build_variants(name: str, calibration: list[tuple], tmp: Path) -> dict[str, 
             item = next(self.items, None)
             if item is None:
                 return None
-            ids, mask = item
+            ids, mask = item[0], item[1]
             return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
     for label, fmt in (("static_qdq", QuantFormat.QDQ), ("static_qoperator", QuantFormat.QOperator)):

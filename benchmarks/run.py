@@ -319,12 +319,13 @@ def session_feeds(sess, batches: list[tuple]) -> list[dict]:
     import numpy as np
 
     names = {i.name for i in sess.get_inputs()}
-    return [{k: v for k, v in {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}.items()
-             if k in names} for ids, mask in batches]
+    return [{k: v for k, v in {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
+                               "word_features": feats}.items()
+             if k in names} for ids, mask, feats in batches]
 
 
 def runtime_batches(name: str, sents: list[str]) -> list[tuple]:
-    """The (input_ids, attention_mask) batches edge_finer hands its model for ``sents``."""
+    """The (input_ids, attention_mask, word_features or None) batches edge_finer hands its model."""
     from edge_finer.annotator import Annotator
     from edge_finer.bundle import open_bundle
 
@@ -332,9 +333,9 @@ def runtime_batches(name: str, sents: list[str]) -> list[tuple]:
     batches: list[tuple] = []
     real_run = ann.backend.run
 
-    def record(ids, mask):
-        batches.append((ids, mask))
-        return real_run(ids, mask)
+    def record(ids, mask, word_features=None):
+        batches.append((ids, mask, word_features))
+        return real_run(ids, mask) if word_features is None else real_run(ids, mask, word_features)
 
     ann.backend.run = record  # type: ignore[method-assign]
     ann.annotate_batch(sents)
@@ -387,11 +388,18 @@ def kernel_profile(name: str, sents: list[str], repeats: int = 5) -> dict:
 
 def flops_per_token(manifest: dict, seq_len: float) -> float:
     """Multiply-adds x 2 of one token through the student: Q/K/V/O and the FFN per layer, the
-    attention scores and mixing over ``seq_len`` tokens, and the classifier."""
+    attention scores and mixing over ``seq_len`` tokens, and the classifier (a convolutional
+    student: one (kernel·h × 2h) product per block); word features add their projection."""
     m = manifest["model"]
     h, i, layers, labels = m["hidden_size"], m["intermediate_size"], m["layers"], len(manifest["labels"])
-    per_layer = 2 * (4 * h * h + 2 * h * i) + 2 * 2 * seq_len * h
-    return layers * per_layer + 2 * h * labels
+    if m["architecture"] == "edge-finer-cnn":
+        kernel = m.get("kernel", 3)
+        per_layer = 2 * kernel * h * 2 * h
+    else:
+        per_layer = 2 * (4 * h * h + 2 * h * i) + 2 * 2 * seq_len * h
+    feats = manifest.get("features")
+    extra = 2 * len(feats["kinds"]) * 64 * h if feats else 0  # the pipeline's default width per kind
+    return layers * per_layer + 2 * h * labels + extra
 
 
 # -- report -----------------------------------------------------------------------------------

@@ -126,6 +126,13 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
     }
 
 
+def before(name: str) -> str:
+    """The int8 dev F1 of the bundle's previous (format-1, transformer) build, from shipped_v1.json."""
+    path = RESULTS / "shipped_v1.json"
+    rows = {r["bundle"]: r for r in json.loads(path.read_text())["results"]} if path.is_file() else {}
+    return f"{100 * rows[name]['int8']['f1']:.1f}" if name in rows else "–"
+
+
 def cal(r: dict) -> str:
     c = r["int8"].get("calibrated")
     return f"{100 * c['f1']:.1f} (t={c['threshold']:.2f})" if c else "–"
@@ -139,13 +146,13 @@ def markdown(results: list[dict], mach: dict) -> str:
         f"{mach['onnxruntime']}. One thread for both systems; words/s = gold tokens of the dev split "
         "per second, median of interleaved passes over the same raw sentences.",
         "",
-        "int8 F1 is at threshold 0 (every decoded entity); `int8 F1 (cal.)` at the bundle's default threshold, "
+        "`before`: the format-1 transformer bundle (`shipped_v1.md`). int8 F1 is at threshold 0 (every decoded entity); `int8 F1 (cal.)` at the bundle's default threshold, "
         "calibrated on this dev split by the build. spaCy F1 marked * comes from the committed full-budget "
         "peer (`peer_spacy.py`, 6000 steps) while its words/s come from a peer of the same config trained "
         "briefly in this run (speed does not depend on training).",
         "",
-        "| bundle | teacher F1 | student fp32 F1 | int8 F1 | int8 F1 (cal.) | spaCy F1 | int8 words/s | spaCy words/s | speed ratio | bundle MB | spaCy MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| bundle | before: int8 F1 | teacher F1 | student fp32 F1 | int8 F1 | int8 F1 (cal.) | spaCy F1 | int8 words/s | spaCy words/s | speed ratio | bundle MB | spaCy MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     shipped = {b["name"] for b in json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]}
     for r in results:
@@ -153,7 +160,7 @@ def markdown(results: list[dict], mach: dict) -> str:
         f = lambda d, k: f"{100 * d[k]['f1']:.1f}" if k in d else "–"  # noqa: E731
         name = r["bundle"] if r["bundle"] in shipped else f"{r['bundle']} (built, not shipped)"
         lines.append(
-            f"| {name} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "
+            f"| {name} | {before(r['bundle'])} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "
             f"{cal(r)} | {100 * r['spacy']['f1']:.1f}{'*' if 'f1_from' in r['spacy'] else ''} | "
             f"{r['int8']['words_per_second']:,.0f} | "
             f"{r['spacy']['words_per_second']:,.0f} | "

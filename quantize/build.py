@@ -374,7 +374,9 @@ class Build:
         if spec is not None:
             student, init_facts["features"] = with_features(student, teacher, spec, r.features.dim,
                                                             s.init == "teacher")
-        self.rep.note(f"student {layers}×{hidden} ({heads} heads, ffn {inter}), {count_parameters(student):,} "
+        shape = (f"window {teacher.config.kernel_size}" if teacher.config.model_type == "edge-finer-cnn"
+                 else f"{heads} heads, ffn {inter}")
+        self.rep.note(f"student {layers}×{hidden} ({shape}), {count_parameters(student):,} "
                       f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
         facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep,
@@ -563,6 +565,7 @@ class Build:
                 "architecture": cfg["model_type"], "layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"],
                 "heads": cfg["num_attention_heads"], "intermediate_size": cfg["intermediate_size"],
                 "vocab_size": cfg["vocab_size"], "parameters": st["parameters"], "opset": export["opset"],
+                **({"kernel": cfg["kernel_size"]} if "kernel_size" in cfg else {}),
                 "exporter": export["tool"], "export_fallback_reason": export.get("fallback_reason", ""),
                 "init": st["init"], "distillation": st["distillation"],
                 "vocabulary": {"trimmed": trim.get("enabled", False), "before": trim.get("vocab_before"),
