@@ -98,7 +98,7 @@ def main() -> None:
         models = build_variants(name, runtime_batches(name, train), Path(tmpdir))
         sessions = {k: _session(p, tuple(DISABLED_FUSIONS)) for k, p in models.items()}
         feeds = {k: session_feeds(s, batches) for k, s in sessions.items()}
-        masks = [m.astype(bool) for _, m in batches]
+        masks = [b[1].astype(bool) for b in batches]
         labels = {k: np.concatenate([s.run(None, f)[0][m].argmax(-1) for f, m in zip(feeds[k], masks)])
                   for k, s in sessions.items()}
         times: dict[str, list[float]] = {k: [] for k in sessions}

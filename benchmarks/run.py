@@ -355,8 +355,8 @@ def kernel_profile(name: str, sents: list[str], repeats: int = 5) -> dict:
     model = ROOT / "bundles" / name / "model.onnx"
     settings = {"runtime": tuple(backend_mod.DISABLED_FUSIONS), "all_fusions": ()}
 
-    out: dict = {"padded_tokens": int(sum(m.size for _, m in batches)),
-                 "real_tokens": int(sum(m.sum() for _, m in batches))}
+    out: dict = {"padded_tokens": int(sum(b[1].size for b in batches)),
+                 "real_tokens": int(sum(b[1].sum() for b in batches))}
     for label, disabled in settings.items():
         with tempfile.TemporaryDirectory() as tmp:
             sess = _session(model, disabled, str(Path(tmp) / "ort"))
