@@ -121,3 +121,13 @@ def test_every_shipped_bundle_has_a_profile_that_routes_its_own_dev_text(entry: 
     right = sum(d.language == entry["language"] for d in decisions)
     wrong = [d.language for d in decisions if d.language not in (None, entry["language"])]
     assert not wrong and right >= 38, (right, wrong)
+
+
+def test_readme_quick_start_sentence_finds_its_three_names():
+    """The README's first command must show real entities: the person, the museum, the city."""
+    from edge_finer.annotator import Annotator
+
+    text = "Barack Obama visited the Louvre in Paris."
+    got = {(e.text, e.coarse_label) for e in Annotator.load(lang="en").annotate(text)}
+    assert {t for t, _ in got} == {"Barack Obama", "Louvre", "Paris"}, got
+    assert ("Barack Obama", "Person") in got and ("Paris", "Location") in got
