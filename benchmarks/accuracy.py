@@ -172,6 +172,9 @@ def report(rows: list[dict], minutes: float) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores (CPU flags: {cpu_flags()}); one thread per probe, "
         f"{minutes:g} minutes of training each, two probes side by side. Regenerate with "
         "`python -m benchmarks.accuracy` (see its docstring).", "",
+        "`cnn+features+family` spends half its budget on the train splits of every language of the dataset's "
+        "family (all MasakhaNER 2.0 languages; the six MultiCoNER v2 languages with a train split), one "
+        "tokenizer for all, then half on the target language. `–`: not measured.", "",
         "Dev F1 (seqeval strict IOB2, runtime word grid, constrained Viterbi), trained from scratch on the "
         "train split; spaCy's dev F1 from `benchmarks/peer_spacy.py` (default budget), as in `shipped.md`.", "",
         "| dataset | " + " | ".join(variants) + " | spaCy |",
@@ -207,6 +210,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--work", type=Path, default=ROOT / ".bench" / "accuracy")
+    ap.add_argument("--remark", default="", help="a sentence about the run's conditions, added to the report")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the table from the probes already in --work; run nothing (missing: –)")
     ap.add_argument("--probe", nargs=2, metavar=("DATASET", "VARIANT"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -218,10 +224,15 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    rows = run_all(args.datasets, variants, args.minutes, args.jobs, args.work)
+    if args.report_only:
+        rows = [json.loads(p.read_text(encoding="utf-8")) for d in args.datasets for v in variants
+                for p in [args.work / f"{d.replace('/', '_')}__{v}__{args.minutes:g}.json"] if p.is_file()]
+    else:
+        rows = run_all(args.datasets, variants, args.minutes, args.jobs, args.work)
     from benchmarks.report import save_results
 
-    save_results(RESULTS, "accuracy", {"minutes": args.minutes, "probes": rows}, report(rows, args.minutes))
+    md = report(rows, args.minutes) + (f"\n{args.remark}\n" if args.remark else "")
+    save_results(RESULTS, "accuracy", {"minutes": args.minutes, "probes": rows, "remark": args.remark}, md)
 
 
 if __name__ == "__main__":

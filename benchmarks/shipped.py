@@ -126,6 +126,12 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
     }
 
 
+def cpu_flags() -> str:
+    from benchmarks.accuracy import cpu_flags as flags
+
+    return flags()
+
+
 def before(name: str) -> str:
     """The int8 dev F1 of the bundle's previous (format-1, transformer) build, from shipped_v1.json."""
     path = RESULTS / "shipped_v1.json"
@@ -142,7 +148,7 @@ def markdown(results: list[dict], mach: dict) -> str:
     lines = [
         "# Shipped bundles vs spaCy (dev splits)",
         "",
-        f"Machine: {mach['cpu']}, {mach['cores']} cores; Python {mach['python']}, onnxruntime "
+        f"Machine: {mach['cpu']}, {mach['cores']} cores (CPU flags: {cpu_flags()}); Python {mach['python']}, onnxruntime "
         f"{mach['onnxruntime']}. One thread for both systems; words/s = gold tokens of the dev split "
         "per second, median of interleaved passes over the same raw sentences.",
         "",
