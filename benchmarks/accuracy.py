@@ -161,7 +161,7 @@ def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int,
 
 
 def report(rows: list[dict], minutes: float) -> str:
-    from benchmarks.shipped import machine
+    from benchmarks.shipped import cpu_flags, machine
 
     shipped = json.loads((RESULTS / "shipped.json").read_text(encoding="utf-8"))
     spacy = {r["bundle"]: r["spacy"]["f1"] for r in shipped.get("results", [])}
@@ -192,15 +192,6 @@ def report(rows: list[dict], minutes: float) -> str:
         got = {r["variant"]: r for r in rows if r["dataset"] == d}
         lines.append(f"| {d} | " + " | ".join(str(got[v]["steps"]) if v in got else "–" for v in variants) + " |")
     return "\n".join(lines) + "\n"
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    have = set(flags.split(":", 1)[1].split())
-    return ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in have) or "no AVX2"
 
 
 def main() -> None:

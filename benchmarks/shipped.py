@@ -67,12 +67,11 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
     from edge_finer.pretokenize import split_words
     from quantize.evaluate import gold_text, score, spans_to_tags
 
-    ann = Annotator.load(name, threads=1)
+    ann = Annotator.load(name, threads=1, threshold=0.0)  # every decoded entity, as the build scores
     manifest = dict(ann.bundle.manifest)
     data = dataset_dir(name)
     dev = read_conll(data / "dev.conll")
     texts, grids = zip(*(gold_text(toks) for toks, _ in dev))
-    ann = Annotator.load(name, threads=1, threshold=0.0)  # every decoded entity, as the build scores
     found = ann.annotate_batch(list(texts))
     ours = score([tags for _, tags in dev], [spans_to_tags(e, g) for e, g in zip(found, grids)])
     default_t = float(manifest.get("decoding", {}).get("threshold", 0.0))
@@ -127,16 +126,20 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
 
 
 def cpu_flags() -> str:
-    from benchmarks.accuracy import cpu_flags as flags
+    """The SIMD flags that decide int8 speed (AVX2 only vs AVX-512 / VNNI), from /proc/cpuinfo."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    have = set(flags.split(":", 1)[1].split())
+    return ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in have) or "no AVX2"
 
-    return flags()
 
-
-def before(name: str) -> str:
-    """The int8 dev F1 of the bundle's previous (format-1, transformer) build, from shipped_v1.json."""
+def previous_f1() -> dict[str, float]:
+    """int8 dev F1 of each bundle's previous (format-1, transformer) build, from shipped_v1.json."""
     path = RESULTS / "shipped_v1.json"
-    rows = {r["bundle"]: r for r in json.loads(path.read_text())["results"]} if path.is_file() else {}
-    return f"{100 * rows[name]['int8']['f1']:.1f}" if name in rows else "–"
+    return ({r["bundle"]: r["int8"]["f1"] for r in json.loads(path.read_text())["results"]}
+            if path.is_file() else {})
 
 
 def cal(r: dict) -> str:
@@ -161,12 +164,14 @@ def markdown(results: list[dict], mach: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     shipped = {b["name"] for b in json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]}
+    before = previous_f1()
     for r in results:
         b = r["build"]
         f = lambda d, k: f"{100 * d[k]['f1']:.1f}" if k in d else "–"  # noqa: E731
         name = r["bundle"] if r["bundle"] in shipped else f"{r['bundle']} (built, not shipped)"
+        prev = f"{100 * before[r['bundle']]:.1f}" if r["bundle"] in before else "–"
         lines.append(
-            f"| {name} | {before(r['bundle'])} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "
+            f"| {name} | {prev} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "
             f"{cal(r)} | {100 * r['spacy']['f1']:.1f}{'*' if 'f1_from' in r['spacy'] else ''} | "
             f"{r['int8']['words_per_second']:,.0f} | "
             f"{r['spacy']['words_per_second']:,.0f} | "

@@ -363,7 +363,10 @@ class Build:
         windows = enc([row["words"] for row in train], [row["tags"] for row in train]) + enc(extra, None)
         layers, hidden, heads, inter = s.shape()
         t_base = getattr(teacher, "base", teacher)
-        if teacher.config.model_type == "edge-finer-cnn":
+        from .convnet import MODEL_TYPE as CONV
+
+        conv = teacher.config.model_type == CONV
+        if conv:
             from .convnet import init_conv_student
 
             student, init_facts = init_conv_student(t_base, layers, hidden, r.seed, s.init == "teacher",
@@ -374,8 +377,7 @@ class Build:
         if spec is not None:
             student, init_facts["features"] = with_features(student, teacher, spec, r.features.dim,
                                                             s.init == "teacher")
-        shape = (f"window {teacher.config.kernel_size}" if teacher.config.model_type == "edge-finer-cnn"
-                 else f"{heads} heads, ffn {inter}")
+        shape = f"window {teacher.config.kernel_size}" if conv else f"{heads} heads, ffn {inter}"
         self.rep.note(f"student {layers}×{hidden} ({shape}), {count_parameters(student):,} "
                       f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
@@ -483,7 +485,7 @@ class Build:
                           f"R {res.scores['recall']:.4f}), {res.scores['words_per_second']:,.0f} words/s")
             if name == "student_int8" and r.runtime.calibrate_threshold:
                 results["threshold_calibration"] = {
-                    "split": r.data.eval_split, **calibrate_threshold(make(cores), sentences)}
+                    "split": r.data.eval_split, **calibrate_threshold(res.entities, sentences)}
                 cal = results["threshold_calibration"]
                 self.rep.note(f"threshold {cal['threshold']:.2f}: F1 {cal['f1_at_zero']:.4f} at 0 → {cal['f1']:.4f}")
         for name, _, _, _ in systems[1:]:

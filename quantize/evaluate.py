@@ -43,6 +43,7 @@ class TorchBackend:
 class SystemResult:
     scores: dict[str, Any]
     tags: list[list[str]]  # predicted IOB2 per gold token, per sentence
+    entities: list[list[Any]]  # the annotator's entities per sentence (for threshold calibration)
 
 
 def gold_text(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -89,7 +90,7 @@ def run_system(annotator: Annotator, speed_annotator: Annotator, sentences: Sequ
     result = score([s.tags for s in sentences], pred)
     result["words_per_second"] = round(words_per_second(speed_annotator, list(texts[:speed_sentences]), threads), 1)
     result["threads"] = threads
-    return SystemResult(result, pred)
+    return SystemResult(result, pred, list(found))
 
 
 def words_per_second(annotator: Annotator, texts: list[str], threads: int) -> float:
@@ -128,16 +129,15 @@ def staged_bundle(folder: Path, manifest: Mapping[str, Any]) -> Bundle:
 THRESHOLDS = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
-def calibrate_threshold(annotator: Annotator, sentences: Sequence[Sentence]) -> dict[str, Any]:
+def calibrate_threshold(found: Sequence[Sequence[Any]], sentences: Sequence[Sentence]) -> dict[str, Any]:
     """The entity-score threshold that maximises F1 on ``sentences`` (ties: the lowest).
 
     Why per bundle: how confident a model is when it is right differs by language and data
     (OTTER found per-language thresholds worth about 1.5 F1), and a user should get the best
-    default without tuning.  The annotator must run with threshold 0, so every entity and its
-    score is seen once and the sweep only filters.
+    default without tuning.  ``found`` are the entities :func:`run_system` already produced
+    for these sentences at threshold 0, so nothing is annotated twice: the sweep only filters.
     """
-    texts, grids = zip(*(gold_text(s.tokens) for s in sentences)) if sentences else ((), ())
-    found = annotator.annotate_batch(list(texts))
+    grids = [gold_text(s.tokens)[1] for s in sentences]
     gold = [s.tags for s in sentences]
     curve = {}
     for t in THRESHOLDS:

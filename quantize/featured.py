@@ -100,7 +100,7 @@ def wrap(base: nn.Module, folder: Path) -> nn.Module:
 
     model = FeaturedTokenClassifier(base, *found)
     model.features.load_state_dict(load_file(str(Path(folder) / WEIGHTS_FILE)))
-    return model.eval() if not base.training else model
+    return model
 
 
 def forward_kwargs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -120,7 +120,7 @@ def load_model(folder: Path) -> torch.nn.Module:
         raise TeacherError(f"{folder}: cannot load the model ({exc})") from None
     from .featured import wrap
 
-    return wrap(model.eval(), folder).eval()
+    return wrap(model, folder).eval()
 
 
 def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: int, seed: int,
@@ -130,13 +130,12 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
 
     ``features`` = ``(FeatureSpec, dim)`` adds hashed word features to its input;
     ``word_dropout`` replaces that share of subword ids by ``unk_id`` in each training batch."""
+    from .convnet import MODEL_TYPE as CONV, ConvTokenClassifier
     from .encode import drop_words
     from .featured import FeaturedTokenClassifier, forward_kwargs
 
     torch.manual_seed(seed)
-    if config.model_type == "edge-finer-cnn":
-        from .convnet import ConvTokenClassifier
-
+    if config.model_type == CONV:
         model = ConvTokenClassifier(config)
     else:
         model = model_classes(config.model_type)[1](config)

@@ -87,15 +87,10 @@ def test_bundles_info_shows_features_and_threshold(cnn_build: dict, monkeypatch:
 
 
 def test_calibration_picks_the_lowest_threshold_with_the_best_f1():
-    class Fixed:
-        """Stands in for an annotator: one right entity (0.9) and one wrong one (0.4) per text."""
-
-        def annotate_batch(self, texts):
-            return [[Entity(0, 4, "Anna", "PER", "Person", 0.9), Entity(11, 16, "Paris", "ORG", "Group", 0.4)]
-                    for _ in texts]
-
+    # per sentence: one right entity (score 0.9) and one wrong one (0.4)
+    found = [[Entity(0, 4, "Anna", "PER", "Person", 0.9), Entity(11, 16, "Paris", "ORG", "Group", 0.4)]] * 3
     sents = [Sentence(["Anna", "visited", "Paris"], ["B-PER", "O", "O"])] * 3
-    cal = calibrate_threshold(Fixed(), sents)  # type: ignore[arg-type]
+    cal = calibrate_threshold(found, sents)
     assert cal["threshold"] == 0.45 and cal["f1"] == 1.0 and cal["f1_at_zero"] == pytest.approx(0.6667, abs=1e-3)
 
 
