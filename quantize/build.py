@@ -8,6 +8,7 @@ alone.  :func:`run_recipe` is what ``python -m quantize build`` and ``edge-finer
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import random
@@ -283,9 +284,10 @@ class Build:
         cfg = make_config(t.family, tok.get_vocab_size(), t.layers, t.hidden, t.heads, t.intermediate, labels,
                           r.runtime.max_length, ids, t.dropout, t.kernel)
         self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows")
+        select = self._selector(t, tok, ids, labels, spec, len(windows), start_at_zero=False)
         model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed, self.rep,
                                      features=(spec, r.features.dim) if spec else None,
-                                     word_dropout=t.word_dropout, unk_id=unk_id(tok))
+                                     word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select)
         folder = d / "model"
         model.save_pretrained(str(folder), safe_serialization=True)
         save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
@@ -296,6 +298,28 @@ class Build:
 
     def _teacher(self) -> dict[str, Any]:
         return read_json(self.work.path("teacher") / "teacher.json")
+
+    def _selector(self, section: Any, tok: Any, ids: dict[str, int], labels: list[str], spec: Any,
+                  n_windows: int, start_at_zero: bool) -> Any:
+        """A :class:`~quantize.selection.BestCheckpoint` scoring on the evaluation split, when the
+        recipe section asks for dev selection (``select_on_dev``); else None."""
+        if not section.select_on_dev:
+            return None
+        from .data import Sentence, to_model_words
+        from .encode import encode
+        from .featured import forward_kwargs
+        from .selection import BestCheckpoint, DevScorer
+
+        known = {lab[2:] for lab in labels if lab != "O"}
+        evals = [to_model_words(Sentence(row["tokens"], [t if t == "O" or t[2:] in known else "O" for t in row["tags"]]))
+                 for row in read_jsonl(self.work.path("data") / "eval.jsonl")]
+        evals = [e for e in evals if e.tokens]
+        windows = encode(tok, [e.tokens for e in evals], None, None, self.r.runtime.max_length,
+                         self.r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
+        scorer = DevScorer(windows, [e.tags for e in evals], labels, ids["pad_id"],
+                           lambda m, b: m(**forward_kwargs(m, b)).logits)
+        every = max(1, round(section.select_every * math.ceil(n_windows / section.batch_size)))
+        return BestCheckpoint(scorer, every, start=0 if start_at_zero else every)
 
     # -- 3. trim --------------------------------------------------------------------------
 
@@ -381,8 +405,9 @@ class Build:
         self.rep.note(f"student {layers}×{hidden} ({shape}), {count_parameters(student):,} "
                       f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
+        select = self._selector(s, tok, ids, labels, spec, len(windows), start_at_zero=True)
         facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep,
-                        word_dropout=s.word_dropout, unk_id=unk_id(tok))
+                        word_dropout=s.word_dropout, unk_id=unk_id(tok), select=select)
         out = d / "model"
         student.save_pretrained(str(out), safe_serialization=True)
         save_hf_tokenizer(tok, out, info.get("roles") or {}, r.runtime.max_length)

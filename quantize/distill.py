@@ -8,7 +8,7 @@ first subword of each word, the only position the runtime reads.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,9 @@ from .encode import IGNORE, Window, batches, drop_words
 from .featured import forward_kwargs
 from .progress import Reporter
 from .train import Schedule, fit
+
+if TYPE_CHECKING:
+    from .selection import BestCheckpoint
 
 
 @torch.no_grad()
@@ -38,7 +41,8 @@ def teacher_logits(teacher: torch.nn.Module, windows: Sequence[Window], pad_id: 
 
 def distill(student: torch.nn.Module, windows: Sequence[Window], soft: Sequence[torch.Tensor],
             sched: Schedule, pad_id: int, seed: int, temperature: float, alpha: float,
-            reporter: Reporter, word_dropout: float = 0.0, unk_id: int | None = None) -> dict[str, float]:
+            reporter: Reporter, word_dropout: float = 0.0, unk_id: int | None = None,
+            select: "BestCheckpoint | None" = None) -> dict[str, float]:
     """Train ``student`` in place on ``alpha``·CE(gold) + (1−``alpha``)·T²·KL(teacher ‖ student).
 
     The teacher's targets come from clean inputs; ``word_dropout`` hides subword ids from the
@@ -60,4 +64,4 @@ def distill(student: torch.nn.Module, windows: Sequence[Window], soft: Sequence[
             return alpha * ce + (1 - alpha) * kd
         return kd  # unlabelled rows (or alpha = 1 with no gold in the batch): distillation only
 
-    return fit(student, windows, sched, pad_id, seed, loss_fn, reporter, "student")
+    return fit(student, windows, sched, pad_id, seed, loss_fn, reporter, "student", select)

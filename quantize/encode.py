@@ -31,6 +31,8 @@ class Window:
     labels: np.ndarray  # int64 [T]; IGNORE where no gold (non-first subword, special, unlabelled)
     first: np.ndarray  # bool [T]; first subword of a word
     feats: np.ndarray | None = None  # int64 [T, kinds]; the word's feature ids per token, 0 on bos/eos
+    sentence: int = -1  # index of its sentence in the list given to :func:`encode`
+    first_word: int = 0  # index (in that sentence) of the first word that STARTS in this window
 
 
 def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None,
@@ -66,6 +68,7 @@ def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Se
                     labels=np.concatenate(([IGNORE], np.where(w_first, gold[s:e], IGNORE), [IGNORE])),
                     first=np.concatenate(([False], w_first, [False])),
                     feats=None if tok_feats is None else np.pad(tok_feats[s:e], ((1, 1), (0, 0))),
+                    sentence=lo + k, first_word=int(wids[s]) + (0 if first[s] else 1),
                 ))
     return out
 

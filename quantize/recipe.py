@@ -87,6 +87,8 @@ class Teacher:
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_minutes: float = 0.0  # 0 = no time cap
+    select_on_dev: bool = False  # keep the weights with the best F1 on data.eval (quantize.selection)
+    select_every: float = 1.0  # epochs between two of those scorings
 
 
 @dataclass
@@ -116,6 +118,8 @@ class Student:
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_minutes: float = 0.0
+    select_on_dev: bool = False  # as teacher.select_on_dev; the starting point (step 0) is scored too
+    select_every: float = 1.0
 
     def shape(self) -> tuple[int, int, int, int]:
         if self.size not in STUDENT_SIZES:
@@ -338,5 +342,7 @@ def _check(r: Recipe) -> None:
         raise RecipeError(f"{where}: features.buckets must be in 2..4194304 and features.dim in 1..1024")
     if not (0.0 <= r.teacher.word_dropout < 1.0 and 0.0 <= r.student.word_dropout < 1.0):
         raise RecipeError(f"{where}: word_dropout must be in [0, 1)")
+    if not (r.teacher.select_every > 0 and r.student.select_every > 0):
+        raise RecipeError(f"{where}: select_every must be > 0 (epochs between two dev scorings)")
     if not 0.0 <= r.student.alpha <= 1.0 or r.student.temperature <= 0:
         raise RecipeError(f"{where}: student.alpha must be in [0, 1] and temperature > 0")

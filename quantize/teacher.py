@@ -125,11 +125,12 @@ def load_model(folder: Path) -> torch.nn.Module:
 
 def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: int, seed: int,
                   reporter: Reporter, features: tuple[Any, int] | None = None, word_dropout: float = 0.0,
-                  unk_id: int | None = None) -> tuple[torch.nn.Module, dict[str, float]]:
+                  unk_id: int | None = None, select: Any = None) -> tuple[torch.nn.Module, dict[str, float]]:
     """Train a randomly initialised token classifier on gold labels (cross-entropy).
 
     ``features`` = ``(FeatureSpec, dim)`` adds hashed word features to its input;
-    ``word_dropout`` replaces that share of subword ids by ``unk_id`` in each training batch."""
+    ``word_dropout`` replaces that share of subword ids by ``unk_id`` in each training batch;
+    ``select`` (a :class:`~quantize.selection.BestCheckpoint`) keeps the best weights on dev."""
     from .convnet import MODEL_TYPE as CONV, ConvTokenClassifier
     from .encode import drop_words
     from .featured import FeaturedTokenClassifier, forward_kwargs
@@ -149,7 +150,7 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
             batch = drop_words(batch, word_dropout, unk_id, gen)
         return m(**forward_kwargs(m, batch), labels=batch["labels"]).loss
 
-    facts = fit(model, windows, sched, pad_id, seed, loss_fn, reporter, "teacher")
+    facts = fit(model, windows, sched, pad_id, seed, loss_fn, reporter, "teacher", select)
     return model, facts
 
 

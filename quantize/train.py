@@ -11,13 +11,16 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 
 from .encode import Window, batches
 from .progress import Reporter
+
+if TYPE_CHECKING:
+    from .selection import BestCheckpoint
 
 
 @dataclass
@@ -69,8 +72,11 @@ def seed_everything(seed: int, threads: int) -> None:
 
 def fit(model: torch.nn.Module, windows: Sequence[Window], sched: Schedule, pad_id: int, seed: int,
         loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor], list[int]], torch.Tensor],
-        reporter: Reporter, what: str) -> dict[str, float]:
-    """Train ``model`` in place; returns facts for the manifest (steps, minutes, final loss)."""
+        reporter: Reporter, what: str, select: "BestCheckpoint | None" = None) -> dict[str, float]:
+    """Train ``model`` in place; returns facts for the manifest (steps, minutes, final loss).
+
+    With ``select`` the model is scored on the evaluation split at the steps it asks for (and
+    at the end), and the best-scoring weights are what the model holds on return."""
     per_epoch = max(1, math.ceil(len(windows) / sched.batch_size))
     total = max(1, int(math.ceil(per_epoch * sched.epochs)))
     if sched.max_steps > 0:
@@ -85,6 +91,8 @@ def fit(model: torch.nn.Module, windows: Sequence[Window], sched: Schedule, pad_
     model.train()
     step, ema = 0, None
     stopped = "steps"
+    if select is not None and select.due(0):
+        select.check(model, 0)
     with reporter.bar(what, total) as bar:
         while step < total:
             for idx, batch in batches(windows, sched.batch_size, pad_id, rng):
@@ -100,6 +108,9 @@ def fit(model: torch.nn.Module, windows: Sequence[Window], sched: Schedule, pad_
                 opt.step()
                 step += 1
                 ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+                if select is not None and select.due(step) and step < total:
+                    f1 = select.check(model, step)
+                    reporter.note(f"{what} step {step}: dev F1 {f1:.4f} (best {select.best_f1:.4f} at {select.best_step})")
                 bar.advance(1, f"loss {ema:.4f}")
                 if step >= total:
                     break
@@ -109,6 +120,12 @@ def fit(model: torch.nn.Module, windows: Sequence[Window], sched: Schedule, pad_
             if stopped == "time cap":
                 break
         bar.finish(f"loss {ema:.4f} ({stopped})" if ema is not None else "")
+    facts = {"steps": step, "planned_steps": total, "minutes": round((time.monotonic() - started) / 60, 2),
+             "final_loss": round(float(ema or 0.0), 5), "stopped_by": stopped}
+    if select is not None:
+        final = select.check(model, step)
+        facts.update(select.restore(model))
+        reporter.note(f"{what}: final dev F1 {final:.4f}; kept step {select.best_step} "
+                      f"(dev F1 {select.best_f1:.4f})")
     model.eval()
-    return {"steps": step, "planned_steps": total, "minutes": round((time.monotonic() - started) / 60, 2),
-            "final_loss": round(float(ema or 0.0), 5), "stopped_by": stopped}
+    return facts

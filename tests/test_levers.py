@@ -1,6 +1,7 @@
 """The accuracy levers the recipes use, each proven end to end on a tiny build: the
-convolutional family, word features, word dropout, and the per-bundle threshold calibrated
-on the evaluation split (recorded in the manifest, shown by ``bundles info``)."""
+convolutional family, word features, word dropout, checkpoint selection on the evaluation
+split, and the per-bundle threshold calibrated on it (recorded in the manifest, shown by
+``bundles info``)."""
 from __future__ import annotations
 
 import json
@@ -34,7 +35,8 @@ def _cnn_recipe(d: Path, name: str = "test-cnn", extra: str = CNN_EXTRA) -> Path
     dev = write_conll(d / "dev.conll", synthetic_sentences(60, seed=12))
     text = recipe_text(name, train, dev, family="cnn", extra=extra)
     text = text.replace("[runtime]", "[runtime]\ncalibrate_threshold = true")
-    text = text.replace("learning_rate = 3e-3\n", "learning_rate = 3e-3\nword_dropout = 0.1\n")
+    text = text.replace("learning_rate = 3e-3\n",
+                        "learning_rate = 3e-3\nword_dropout = 0.1\nselect_on_dev = true\nselect_every = 0.5\n")
     path = d / "recipe.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -63,6 +65,17 @@ def test_cnn_recipe_builds_an_int8_bundle_that_annotates(cnn_build: dict):
     assert ev["int8_fp32_token_agreement"] >= 0.99 and ev["student_int8"]["f1"] > 0.8
     got = [(e.text, e.label) for e in Annotator(bundle, threads=1).annotate("ravi shankar lives in lagos .")]
     assert got == [("ravi shankar", "PER"), ("lagos", "LOC")]
+
+
+def test_dev_selection_keeps_the_best_scored_checkpoint(cnn_build: dict):
+    m = open_bundle(cnn_build["bundle"]).manifest["model"]
+    for facts in (m["teacher"]["training"], m["distillation"]):
+        history = dict(map(tuple, facts["dev_f1_history"]))
+        assert len(history) >= 3  # every half epoch, and at the end
+        assert facts["selected_dev_f1"] == max(history.values())
+        assert history[facts["selected_step"]] == facts["selected_dev_f1"]
+    # the student's history starts at step 0: the teacher's weights, before any distillation
+    assert m["distillation"]["dev_f1_history"][0][0] == 0
 
 
 def test_calibrated_threshold_is_recorded_and_used(cnn_build: dict):
