@@ -17,6 +17,9 @@ Variants (``--variants``, comma-separated):
   cnn+features+wdrop     the same plus 15 % word dropout (subword ids replaced by [UNK])
   cnn+features+k5        dropout 0.3, convolution window 5 instead of 3
   cnn+features+h192      dropout 0.3, 192 wide instead of 256 (about 40 % less work per token)
+  cnn+features+select    dropout 0.3, the weights with the best dev F1 kept (scored every epoch; spaCy's
+                         trainer does the same), instead of the last ones
+  cnn+features+select+b32k  the same with 32,768 feature hash buckets of width 32 (8,192 × 64 otherwise)
   cnn+features+family    dropout 0.3; half the budget on the train splits of EVERY language of the
                          dataset's family (e.g. all 20 MasakhaNER 2.0 languages, one tokenizer), then
                          half on the target language alone
@@ -54,6 +57,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cnn+features+drop3": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3},
     "cnn+features+wdrop": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "word_dropout": 0.15},
     "cnn+features+h192": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "hidden": 192},
+    "cnn+features+select": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True},
+    "cnn+features+select+b32k": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
+                                 "buckets": 32768, "dim": 32},
 }
 #: Bundle whose spaCy peer figure (shipped.json) stands beside each dataset.
 SPACY_FROM = {"masakhaner2/swa": "masakhaner2-swa", "masakhaner2/hau": "masakhaner2-hau",
@@ -94,7 +100,7 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13) -> dict[st
         s.tags[:] = [t if t == "O" or t[2:] in types else "O" for t in s.tags]
     tok = train_tokenizer([s.tokens for s in (family or train)], "bert", 8000, False)
     ids = special_ids(tok, "bert")
-    spec = FeatureSpec(seed=seed) if v["features"] else None
+    spec = FeatureSpec(seed=seed, buckets=v.get("buckets", 8192)) if v["features"] else None
 
     def enc(sents: list) -> list:
         return encode(tok, [s.tokens for s in sents], [s.tags for s in sents], label2id, 128, 32,
@@ -104,9 +110,19 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13) -> dict[st
                       v["dropout"], v.get("kernel", 3))
     sched = Schedule(epochs=1000, max_steps=0, batch_size=32, learning_rate=5e-4, warmup=0.06,
                      weight_decay=0.01, max_minutes=minutes / 2 if family else minutes)
+    select = None
+    if v.get("select"):
+        from quantize.selection import BestCheckpoint, DevScorer
+
+        scorer = DevScorer(encode(tok, [s.tokens for s in dev], None, None, 128, 32, ids["bos_id"], ids["eos_id"],
+                                  features=spec), [s.tags for s in dev], labels, ids["pad_id"],
+                           lambda m, b: m(**forward_kwargs(m, b)).logits)
+        per_epoch = -(-len(train) // 32)
+        select = BestCheckpoint(scorer, per_epoch, start=per_epoch)
     model, facts = train_teacher(cfg, enc(family or train), sched, ids["pad_id"], seed, Reporter(None, 1),
-                                 features=(spec, 64) if spec else None,
-                                 word_dropout=v.get("word_dropout", 0.0), unk_id=tok.token_to_id("[UNK]"))
+                                 features=(spec, v.get("dim", 64)) if spec else None,
+                                 word_dropout=v.get("word_dropout", 0.0), unk_id=tok.token_to_id("[UNK]"),
+                                 select=select)
     if family:  # then the target language alone, for the other half of the budget
         from quantize.train import fit
 

@@ -284,17 +284,26 @@ class Build:
         cfg = make_config(t.family, tok.get_vocab_size(), t.layers, t.hidden, t.heads, t.intermediate, labels,
                           r.runtime.max_length, ids, t.dropout, t.kernel)
         self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows")
-        select = self._selector(t, tok, ids, labels, spec, len(windows), start_at_zero=False)
-        model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed, self.rep,
-                                     features=(spec, r.features.dim) if spec else None,
-                                     word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select)
-        folder = d / "model"
-        model.save_pretrained(str(folder), safe_serialization=True)
-        save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
-        write_json(d / "teacher.json", {"folder": str(folder), "family": t.family, "labels": labels,
-                                        "origin": "trained from scratch by this build", "special": ids,
-                                        "roles": SPECIALS[tok_family]["roles"], "parameters": count_parameters(model),
-                                        "facts": facts})
+        folders, member_facts = [], []
+        for k in range(t.ensemble):  # members differ only by seed (initialisation and batch order)
+            if t.ensemble > 1:
+                self.rep.note(f"ensemble member {k + 1} of {t.ensemble} (seed {r.seed + k})")
+            select = self._selector(t, tok, ids, labels, spec, len(windows), start_at_zero=False)
+            model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed + k, self.rep,
+                                         features=(spec, r.features.dim) if spec else None,
+                                         word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select)
+            folder = d / ("model" if k == 0 else f"model_{k}")
+            model.save_pretrained(str(folder), safe_serialization=True)
+            save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
+            folders.append(str(folder))
+            member_facts.append({"seed": r.seed + k, **facts})
+        facts = member_facts[0] if t.ensemble == 1 else {**member_facts[0], "ensemble": member_facts}
+        write_json(d / "teacher.json", {"folder": folders[0], "members": folders, "family": t.family, "labels": labels,
+                                        "origin": "trained from scratch by this build"
+                                                  + (f" (an ensemble of {t.ensemble}, different seeds)"
+                                                     if t.ensemble > 1 else ""),
+                                        "special": ids, "roles": SPECIALS[tok_family]["roles"],
+                                        "parameters": count_parameters(model), "facts": facts})
 
     def _teacher(self) -> dict[str, Any]:
         return read_json(self.work.path("teacher") / "teacher.json")
@@ -405,6 +414,8 @@ class Build:
         self.rep.note(f"student {layers}×{hidden} ({shape}), {count_parameters(student):,} "
                       f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
+        if len(info.get("members", [])) > 1:
+            soft = self._ensemble_targets(soft, info, [row["words"] for row in train] + extra)
         select = self._selector(s, tok, ids, labels, spec, len(windows), start_at_zero=True)
         facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep,
                         word_dropout=s.word_dropout, unk_id=unk_id(tok), select=select)
@@ -416,6 +427,32 @@ class Build:
                                                          "windows": len(windows), "unlabelled_sentences": len(extra)},
                                         "parameters": count_parameters(student),
                                         "teacher_parameters": count_parameters(teacher)})
+
+    def _ensemble_targets(self, soft: list[Any], info: dict[str, Any], sentences: list[list[str]]) -> list[Any]:
+        """The members' mean log-probabilities, window by window: the student learns the ensemble.
+
+        The other members keep the untrimmed vocabulary; trimming proved that it tokenises these
+        sentences exactly as the trimmed one does, so their windows line up with ``soft``'s."""
+        import torch
+
+        from .distill import teacher_logits
+        from .encode import encode
+        from .teacher import load_model
+        from .tokenizer_train import load_backend_tokenizer
+
+        r = self.r
+        logp = [torch.log_softmax(t, -1) for t in soft]
+        for folder in info["members"][1:]:
+            member = load_model(Path(folder))
+            tok, ids = load_backend_tokenizer(Path(folder)), info["special"]
+            windows = encode(tok, sentences, None, None, r.runtime.max_length, r.runtime.stride, ids["bos_id"],
+                             ids["eos_id"], features=getattr(member, "spec", None))
+            other = teacher_logits(member, windows, ids["pad_id"], self.rep)
+            if len(other) != len(logp) or any(a.shape != b.shape for a, b in zip(other, logp)):
+                raise BuildError(f"ensemble member {folder} does not line up with the trimmed teacher's windows")
+            logp = [a + torch.log_softmax(b, -1) for a, b in zip(logp, other)]
+        n = len(info["members"])
+        return [a / n for a in logp]
 
     def _student(self) -> dict[str, Any]:
         return read_json(self.work.path("student") / "student.json")

@@ -86,9 +86,10 @@ class Teacher:
     learning_rate: float = 5e-4
     warmup: float = 0.1
     weight_decay: float = 0.01
-    max_minutes: float = 0.0  # 0 = no time cap
+    max_minutes: float = 0.0  # 0 = no time cap (per ensemble member)
     select_on_dev: bool = False  # keep the weights with the best F1 on data.eval (quantize.selection)
     select_every: float = 1.0  # epochs between two of those scorings
+    ensemble: int = 1  # teachers trained here (seeds seed, seed+1, ...); the student learns their mean
 
 
 @dataclass
@@ -342,6 +343,11 @@ def _check(r: Recipe) -> None:
         raise RecipeError(f"{where}: features.buckets must be in 2..4194304 and features.dim in 1..1024")
     if not (0.0 <= r.teacher.word_dropout < 1.0 and 0.0 <= r.student.word_dropout < 1.0):
         raise RecipeError(f"{where}: word_dropout must be in [0, 1)")
+    if not 1 <= r.teacher.ensemble <= 16:
+        raise RecipeError(f"{where}: teacher.ensemble must be between 1 and 16")
+    if r.teacher.ensemble > 1 and r.teacher.path:
+        raise RecipeError(f"{where}: teacher.ensemble trains several teachers here; it cannot be used with "
+                          "teacher.path")
     if not (r.teacher.select_every > 0 and r.student.select_every > 0):
         raise RecipeError(f"{where}: select_every must be > 0 (epochs between two dev scorings)")
     if not 0.0 <= r.student.alpha <= 1.0 or r.student.temperature <= 0:

@@ -35,6 +35,7 @@ def _cnn_recipe(d: Path, name: str = "test-cnn", extra: str = CNN_EXTRA) -> Path
     dev = write_conll(d / "dev.conll", synthetic_sentences(60, seed=12))
     text = recipe_text(name, train, dev, family="cnn", extra=extra)
     text = text.replace("[runtime]", "[runtime]\ncalibrate_threshold = true")
+    text = text.replace("[teacher]\n", "[teacher]\nensemble = 2\n")
     text = text.replace("learning_rate = 3e-3\n",
                         "learning_rate = 3e-3\nword_dropout = 0.1\nselect_on_dev = true\nselect_every = 0.5\n")
     path = d / "recipe.toml"
@@ -76,6 +77,21 @@ def test_dev_selection_keeps_the_best_scored_checkpoint(cnn_build: dict):
         assert history[facts["selected_step"]] == facts["selected_dev_f1"]
     # the student's history starts at step 0: the teacher's weights, before any distillation
     assert m["distillation"]["dev_f1_history"][0][0] == 0
+
+
+def test_ensemble_teachers_are_trained_and_distilled_together(cnn_build: dict):
+    manifest = open_bundle(cnn_build["bundle"]).manifest
+    m, seed = manifest["model"], manifest["recipe"]["seed"]
+    members = m["teacher"]["training"]["ensemble"]
+    assert [x["seed"] for x in members] == [seed, seed + 1] and all(x["steps"] > 0 for x in members)
+    assert "ensemble of 2" in m["teacher"]["origin"]
+
+
+def test_ensemble_needs_teachers_trained_here(tmp_path: Path):
+    path = _cnn_recipe(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace("ensemble = 2", "ensemble = 0"), encoding="utf-8")
+    with pytest.raises(RecipeError, match="ensemble must be between 1 and 16"):
+        load_recipe(path)
 
 
 def test_calibrated_threshold_is_recorded_and_used(cnn_build: dict):
@@ -132,7 +148,8 @@ def test_recipe_refuses_bad_lever_settings(tmp_path: Path, old: str, new: str, m
 
 
 def test_every_shipped_recipe_uses_the_kept_levers():
-    """The rebuilt bundles' recipes: convolutions, word features, a calibrated threshold."""
+    """The rebuilt bundles' recipes: convolutions, word features, a calibrated threshold,
+    dev selection for teachers and student, an ensemble of teachers."""
     root = Path(__file__).resolve().parent.parent
     index = json.loads((root / "bundles" / "index.json").read_text(encoding="utf-8"))
     for entry in index["bundles"]:
@@ -140,3 +157,4 @@ def test_every_shipped_recipe_uses_the_kept_levers():
             continue
         r = load_recipe(root / "recipes" / f"{entry['name']}.toml")
         assert r.teacher.family == "cnn" and r.features.enabled and r.runtime.calibrate_threshold, entry["name"]
+        assert r.teacher.select_on_dev and r.student.select_on_dev and r.teacher.ensemble > 1, entry["name"]
