@@ -315,29 +315,21 @@ class _RoutedRecords:
 
 
 def _routing_json(decision) -> dict:
-    out = {"language": decision.language or "unknown", "bundle": decision.bundle,
-           "confidence": round(decision.confidence, 4), "by": decision.evidence.get("by", "")}
-    if decision.unknown:
-        out["reason"] = decision.reason
-    return out
+    from edge_finer.service import routing_json  # one routing schema for the CLI, MCP and smolagents
+
+    return routing_json(decision)
 
 
 def _script_checked(annotator, source_name: str, text: str, strict: bool) -> str:
     """``text`` itself, after a one-line warning (or, with ``strict``, a refusal) when its main
     script is not one the explicitly chosen bundle writes: such a model sees only unknown pieces
     and its output is noise (a Swahili bundle on Devanagari tagged whole sentences as DATE)."""
-    from edge_finer.scripts import expand, script_counts
+    from edge_finer.service import script_mismatch
 
-    counts = script_counts(text)
-    if not counts:
+    problem = script_mismatch(annotator.bundle, text)
+    if problem is None:
         return text
-    main = counts.most_common(1)[0][0]
-    written = expand(annotator.bundle.language.get("scripts", []))
-    if not written or main in written:
-        return text
-    line = (f"{source_name}: the text is in {main} script, which bundle {annotator.bundle.name} "
-            f"({annotator.bundle.language.get('bcp47')}) does not write ({', '.join(sorted(written))}); "
-            "drop --lang/--bundle to route it, or pick a bundle for its language")
+    line = f"{source_name}: {problem}; drop --lang/--bundle to route it, or pick a bundle for its language"
     if strict:
         raise InputError(line + " (refused: --strict)")
     sys.stderr.write(f"warning: {line}\n")
@@ -480,15 +472,9 @@ def bundles_list(
     import json
 
     from edge_finer.registry import installed
+    from edge_finer.service import bundle_row
 
-    found = installed()
-    rows = [{
-        "name": b.name, "language": b.language, "taxonomy": b.taxonomy,
-        "version": str(b.manifest.get("version", "?")), "licence": str(b.manifest.get("licence", "?")),
-        "size_mb": round(sum(f.get("size", 0) for f in b.manifest.get("files", {}).values()) / 1e6, 2),
-        "source": b.source, "default": b.default, "demo": bool(b.manifest.get("demo", False)),
-        "path": str(b.path),
-    } for b in found]
+    rows = [bundle_row(b) for b in installed()]
     if as_json or not sys.stdout.isatty():
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -526,7 +512,9 @@ def bundles_info(ref: str = typer.Argument(..., help="Bundle name, folder or arc
         f"labels:      {len(b.labels)}",
         f"licence:     {b.licence}",
     ]
-    if "NC" in b.licence.upper().replace("-", " ").split():
+    from edge_finer.service import is_non_commercial
+
+    if is_non_commercial(b.licence):
         lines.append("             NON-COMMERCIAL: this bundle's training data forbids commercial use.")
     for d in m.get("training_data", []):
         lines.append(f"data:        {d.get('name')} ({d.get('licence', '?')})" + (f", {d['source']}" if d.get("source") else ""))
@@ -605,6 +593,38 @@ def bundles_pack(
     from edge_finer.registry import resolve
 
     typer.echo(str(pack(resolve(ref), out)))
+
+
+# -- agents ---------------------------------------------------------------------------------
+
+
+class LogLevel(str, Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+@app.command("mcp")
+def mcp_serve(
+    max_text_mb: float = typer.Option(2.0, "--max-text-mb", min=0.001, max=1000.0,
+                                      help="Refuse a text larger than this (MB of UTF-8) with a tool error; "
+                                      "smaller texts of any length are annotated chunk by chunk."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=256,
+                                          help="onnxruntime threads per bundle (default 1)."),
+    log_level: LogLevel = typer.Option(LogLevel.WARNING, "--log-level", help="What to log on stderr."),
+) -> None:
+    """Serve the annotator to LLM agents over the Model Context Protocol (stdio).
+
+    Tools annotate, detect_language and list_bundles; each bundle's model card as a resource.
+    An MCP host starts this command (see README, "Agents"). Needs the 'agent' extra."""
+    from edge_finer.agent.mcp_server import serve  # a missing 'mcp' package: one error line
+    from edge_finer.service import MB
+
+    if sys.stdin.isatty():
+        sys.stderr.write("edge-finer mcp: serving the Model Context Protocol on stdin/stdout; an MCP host "
+                         "starts this command (see README, 'Agents'). Ctrl-C stops it.\n")
+    serve(max_text_bytes=max(1, int(max_text_mb * MB)), threads=threads, log_level=log_level.value)
 
 
 # -- build ----------------------------------------------------------------------------------
