@@ -173,9 +173,14 @@ def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int,
                 if proc.returncode != 0:
                     raise SystemExit(f"probe {out.name} failed with exit code {proc.returncode}")
                 print(f"finished {out.name}", flush=True)
-    return [json.loads(p.read_text(encoding="utf-8"))
-            for d in datasets for v in variants
+    return [load_probe(p) for d in datasets for v in variants
             for p in [work / f"{d.replace('/', '_')}__{v}__{minutes:g}.json"]]
+
+
+def load_probe(path: Path) -> dict[str, Any]:
+    """A finished probe; ``budget`` is the minutes it was given (its file name says), while
+    ``minutes`` is what its training loop measured."""
+    return {**json.loads(path.read_text(encoding="utf-8")), "budget": float(path.stem.rsplit("__", 1)[1])}
 
 
 def report(rows: list[dict], minutes: float) -> str:
@@ -184,7 +189,10 @@ def report(rows: list[dict], minutes: float) -> str:
     shipped = json.loads((RESULTS / "shipped.json").read_text(encoding="utf-8"))
     spacy = {r["bundle"]: r["spacy"]["f1"] for r in shipped.get("results", [])}
     m = machine()
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    mixed = len({r["budget"] for r in rows}) > 1
+    for r in rows:  # a probe run for another budget is its own column, named with its minutes
+        r["column"] = f"{r['variant']} ({r['budget']:g} min)" if mixed and r["budget"] != minutes else r["variant"]
+    variants = list(dict.fromkeys(r["column"] for r in rows))
     lines = [
         "# Accuracy ablation (dev F1, same CPU budget per variant)", "",
         f"Machine: {m['cpu']}, {m['cores']} cores (CPU flags: {cpu_flags()}); one thread per probe, "
@@ -199,7 +207,7 @@ def report(rows: list[dict], minutes: float) -> str:
         "|---|" + "---|" * (len(variants) + 1),
     ]
     for d in dict.fromkeys(r["dataset"] for r in rows):
-        got = {r["variant"]: r for r in rows if r["dataset"] == d}
+        got = {r["column"]: r for r in rows if r["dataset"] == d}
         sp = spacy.get(SPACY_FROM.get(d, ""))
         cells = [f"{100 * got[v]['dev_f1']:.1f}" if v in got else "–" for v in variants]
         cells.append(f"{100 * sp:.1f}" if sp is not None else "–")
@@ -207,8 +215,18 @@ def report(rows: list[dict], minutes: float) -> str:
     lines += ["", "Steps reached in the budget (more is a faster model per step):", "",
               "| dataset | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
     for d in dict.fromkeys(r["dataset"] for r in rows):
-        got = {r["variant"]: r for r in rows if r["dataset"] == d}
+        got = {r["column"]: r for r in rows if r["dataset"] == d}
         lines.append(f"| {d} | " + " | ".join(str(got[v]["steps"]) if v in got else "–" for v in variants) + " |")
+    chosen = [r for r in rows if "selected_step" in r]
+    if chosen:
+        lines += ["", "Probes that keep their best dev checkpoint (`+select`, scored every epoch): the kept step, "
+                  "and the F1 the last weights would have had.", "",
+                  "| dataset | probe | kept step (epoch) | dev F1 kept | dev F1 of the last weights |",
+                  "|---|---|---|---|---|"]
+        for r in chosen:
+            per_epoch = r["dev_f1_history"][0][0] if r["dev_f1_history"] else 1
+            lines.append(f"| {r['dataset']} | {r['column']} | {r['selected_step']} ({r['selected_step'] // per_epoch})"
+                         f" | {100 * r['selected_dev_f1']:.1f} | {100 * r['dev_f1_history'][-1][1]:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -221,7 +239,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / ".bench" / "accuracy")
     ap.add_argument("--remark", default="", help="a sentence about the run's conditions, added to the report")
     ap.add_argument("--report-only", action="store_true",
-                    help="write the table from the probes already in --work; run nothing (missing: –)")
+                    help="write the table from the probes already in --work, any budget (a budget other than "
+                         "--minutes gets its own column); run nothing (missing: –)")
     ap.add_argument("--probe", nargs=2, metavar=("DATASET", "VARIANT"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -234,8 +253,9 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     if args.report_only:
-        rows = [json.loads(p.read_text(encoding="utf-8")) for d in args.datasets for v in variants
-                for p in [args.work / f"{d.replace('/', '_')}__{v}__{args.minutes:g}.json"] if p.is_file()]
+        # every probe of these datasets and variants found in --work, whatever its budget
+        rows = [load_probe(p) for d in args.datasets for v in variants
+                for p in sorted(args.work.glob(f"{d.replace('/', '_')}__{v}__*.json"))]
     else:
         rows = run_all(args.datasets, variants, args.minutes, args.jobs, args.work)
     from benchmarks.report import save_results
