@@ -42,6 +42,13 @@ def render_card(m: Mapping[str, Any]) -> str:
         f"- Windows of at most {m['max_length']} subwords with {m['stride']} overlap; labels read from the "
         f"first subword of each word (`{m['decoding']['aggregation']}`).",
     ]
+    chosen = [(who, f) for who, f in (("teacher", model["teacher"].get("training", {})),
+                                      ("student", model.get("distillation", {})))
+              if isinstance(f, dict) and "selected_step" in f]
+    if chosen:
+        out.append("- Checkpoints chosen by F1 on the evaluation split: "
+                   + "; ".join(f"{who} step {f['selected_step']} (dev F1 {f['selected_dev_f1']:.3f})"
+                               for who, f in chosen) + ".")
     feats = m.get("features")
     if feats:
         out.append(f"- Word features (bundle format 2): {', '.join(feats['kinds'])}, hashed into "
@@ -101,7 +108,9 @@ def render_card(m: Mapping[str, Any]) -> str:
         "- The vocabulary was trimmed to the training text; words made of unseen characters become unknown "
         "tokens and are rarely tagged.",
         f"- Only the {len(tax['types'])} types listed above are ever predicted.",
-        "- Scores are on the development split; the official test split was held out.",
+        "- Scores are on the development split; the official test split was held out."
+        + (" The same split chose the checkpoints and the threshold (as spaCy's trainer chooses its best "
+           "model), so expect held-out figures a little lower." if chosen or cal else ""),
         "",
         "## Rebuild",
         "",

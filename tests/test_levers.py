@@ -77,6 +77,10 @@ def test_dev_selection_keeps_the_best_scored_checkpoint(cnn_build: dict):
         assert history[facts["selected_step"]] == facts["selected_dev_f1"]
     # the student's history starts at step 0: the teacher's weights, before any distillation
     assert m["distillation"]["dev_f1_history"][0][0] == 0
+    card = (cnn_build["bundle"] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert (f"student step {m['distillation']['selected_step']} "
+            f"(dev F1 {m['distillation']['selected_dev_f1']:.3f})") in card
+    assert "The same split chose the checkpoints and the threshold" in card
 
 
 def test_ensemble_teachers_are_trained_and_distilled_together(cnn_build: dict):
