@@ -627,6 +627,48 @@ def mcp_serve(
     serve(max_text_bytes=max(1, int(max_text_mb * MB)), threads=threads, log_level=log_level.value)
 
 
+# -- serve ----------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def web_serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Anything but loopback lets other "
+                             "machines use this server, which has no authentication (a warning says so)."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="TCP port (0: any free one)."),
+    bundles: Optional[List[str]] = typer.Option(None, "--bundles", metavar="NAME[,NAME...]",
+                                                help="Serve only these installed bundles [default: all]."),
+    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Requests annotated at once."),
+    queue: int = typer.Option(16, "--queue", min=0, max=10_000,
+                              help="Requests that may wait for a worker; more are answered 503 with Retry-After."),
+    max_text_mb: float = typer.Option(2.0, "--max-text-mb", min=0.001, max=1000.0,
+                                      help="Refuse a text (or a batch of texts) larger than this, MB of UTF-8 (413)."),
+    max_request_mb: Optional[float] = typer.Option(None, "--max-request-mb", min=0.001, max=8000.0,
+                                                   help="Refuse a request body larger than this (413) "
+                                                   "[default: 8 x --max-text-mb]."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=256,
+                                          help="onnxruntime threads per bundle (default 1)."),
+    cors: Optional[List[str]] = typer.Option(None, "--cors", metavar="ORIGIN",
+                                             help="Let pages from ORIGIN (e.g. http://localhost:3000) call the API "
+                                             "from a browser; repeatable. Off by default."),
+    log_level: LogLevel = typer.Option(LogLevel.WARNING, "--log-level", help="What to log on stderr."),
+) -> None:
+    """Serve a web page and a JSON API for annotation on this machine, offline.
+
+    Open the address it prints in a browser; programs call /v1/annotate, /v1/detect, /v1/bundles
+    (described at /openapi.json). Needs the 'serve' extra: pip install 'edge-finer[serve]'."""
+    from edge_finer.service import MB, Service
+    from edge_finer.web.server import serve  # a missing 'uvicorn'/'starlette': one error line
+
+    names = [n.strip() for item in bundles or [] for n in item.split(",") if n.strip()]
+    service = Service(max_text_bytes=max(1, int(max_text_mb * MB)), threads=threads, bundles=names or None)
+    try:
+        serve(host, port, service=service, workers=workers, queue=queue,
+              max_request_bytes=int(max_request_mb * MB) if max_request_mb else None,
+              cors_origins=cors or (), log_level=log_level.value.lower())
+    except KeyboardInterrupt:
+        sys.stderr.write("edge-finer serve: stopped\n")
+
+
 # -- build ----------------------------------------------------------------------------------
 
 

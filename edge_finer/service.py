@@ -2,7 +2,8 @@
 edge-finer with JSON rather than through Python objects.
 
 The MCP server (``edge-finer mcp``, :mod:`edge_finer.agent.mcp_server`), the smolagents tool
-(:mod:`edge_finer.agent.smol`) and any future web API are thin adapters over :class:`Service`:
+(:mod:`edge_finer.agent.smol`) and the web API (``edge-finer serve``, :mod:`edge_finer.web`) are
+thin adapters over :class:`Service`:
 they translate their transport's call into one of its methods and its answer (a plain dict that
 ``json.dumps`` accepts) or its error (an :class:`~edge_finer.errors.EdgeFinerError` with a
 one-line message) back.  The inputs each method takes are described once here
@@ -22,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import BundleNotFound, EdgeFinerError, InputError
 from .version import __version__
@@ -43,6 +44,10 @@ MODEL_CARD_URI = "edge-finer://bundles/{name}/model-card"
 
 class RequestError(InputError):
     """A request the service refuses: a wrong type, an unknown value, a text over the cap."""
+
+
+class TooLarge(RequestError):
+    """A text (or a batch of texts) over the size cap: an HTTP front end answers 413 for it."""
 
 
 # -- what the methods take ------------------------------------------------------------------
@@ -323,12 +328,14 @@ class Service:
     """
 
     def __init__(self, *, max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES, threads: int | None = None,
-                 use_cld3: bool | None = None) -> None:
+                 use_cld3: bool | None = None, bundles: Sequence[str] | None = None) -> None:
         if max_text_bytes < 1:
             raise EdgeFinerError(f"the text size cap must be positive, not {max_text_bytes}")
         self.max_text_bytes = int(max_text_bytes)
         self.threads = threads
         self.use_cld3 = use_cld3
+        #: Serve only these installed bundles (``edge-finer serve --bundles``); None: all of them.
+        self.only: frozenset[str] | None = frozenset(bundles) if bundles else None
         self._lock = threading.Lock()
         self._fingerprint: tuple | None = None
         self._routers: dict[str | None, Any] = {}
@@ -339,47 +346,94 @@ class Service:
                  granularity: Any = None, threshold: Any = None, route: Any = None) -> dict[str, Any]:
         """Entities of ``text`` (see :data:`ANNOTATE_INPUTS` and :data:`ANNOTATE_OUTPUT_SCHEMA`)."""
         text = self.check_text(text)
+        return self._annotate_texts([text], lang, bundle, taxonomy, granularity, threshold, route)[0]
+
+    def annotate_many(self, texts: Any, lang: Any = None, bundle: Any = None, taxonomy: Any = None,
+                      granularity: Any = None, threshold: Any = None, route: Any = None) -> list[dict[str, Any]]:
+        """One :meth:`annotate` answer per text, for a client that sends many short texts at once
+        (a web API's batch): the sentences of all texts that go to the same bundle share model
+        batches, several times faster than one call per text.  The size cap applies to the texts
+        together; a text whose language cannot be told fails the whole call, naming it."""
+        if not isinstance(texts, list):
+            raise RequestError(f"texts must be an array of strings, not {_type_name(texts)}")
+        for k, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise RequestError(f"text {k + 1} of {len(texts)} must be a string, not {_type_name(t)}")
+        self.check_text("\n".join(texts))  # the cap covers the batch, as if it were one text
+        return self._annotate_texts(texts, lang, bundle, taxonomy, granularity, threshold, route)
+
+    def _annotate_texts(self, texts: list[str], lang: Any, bundle: Any, taxonomy: Any, granularity: Any,
+                        threshold: Any, route: Any) -> list[dict[str, Any]]:
         lang, bundle, taxonomy = _opt_str("lang", lang), _opt_str("bundle", bundle), _opt_str("taxonomy", taxonomy)
         granularity = _choice("granularity", granularity, GRANULARITIES)
         route = _choice("route", route, ROUTES)
         threshold = _threshold(threshold)
         self._refresh()
-        warnings: list[str] = []
+        if not texts:
+            return []
+
+        def answer(text: str, entities: list[Any], routing: dict[str, Any], used: list[Any],
+                   warnings: list[str]) -> dict[str, Any]:
+            return {
+                "entities": [entity_json(e, granularity) for e in entities],
+                "routing": routing,
+                "bundles": [{"name": a.bundle.name, "language": str(a.bundle.language.get("bcp47", "?")),
+                             "taxonomy": a.bundle.taxonomy, "threshold": _cut_at(a, threshold),
+                             "licence": a.bundle.licence} for a in used],
+                "granularity": granularity,
+                "text_chars": len(text),
+                "warnings": warnings,
+            }
+
+        def where(k: int) -> str:
+            return "the text" if len(texts) == 1 else f"text {k + 1} of {len(texts)}"
+
         if bundle or lang:  # as in the CLI: an explicit bundle wins over lang, and both over routing
             annotator = self._annotator(self._bundle_path(bundle) if bundle else None,
-                                        lang=None if bundle else lang, taxonomy=taxonomy, threshold=threshold)
-            problem = script_mismatch(annotator.bundle, text)
-            if problem:
-                warnings.append(f"{problem}; omit lang/bundle to route it, or pick a bundle for its language")
-            entities = annotator.annotate(text)
+                                        lang=None if bundle else lang, taxonomy=taxonomy)
             b = annotator.bundle
             routing: dict[str, Any] = {"language": str(b.language.get("bcp47", "?")), "bundle": b.name,
                                        "confidence": 1.0, "by": "bundle argument" if bundle else "lang argument"}
-            used = [annotator]
-        elif route == "document":
+            out = []
+            for text, found in zip(texts, self._run(annotator, texts, threshold)):
+                problem = script_mismatch(b, text)
+                warnings = [f"{problem}; omit lang/bundle to route it, or pick a bundle for its language"] if problem else []
+                out.append(answer(text, found, dict(routing), [annotator], warnings))
+            return out
+        if route == "document":
             router = self._router(taxonomy)
-            decision = router.route(text)
-            if decision.unknown:
-                raise RequestError("cannot tell the language of the text: "
-                                   + decision.reason.replace("pass --lang to choose", "give lang to choose"))
-            annotator = self._annotator(decision.path, threshold=threshold)
-            entities = annotator.annotate(text)
-            routing, used = routing_json(decision), [annotator]
-        else:
+            decisions = []
+            for k, text in enumerate(texts):
+                decision = router.route(text)
+                if decision.unknown:
+                    raise RequestError(f"cannot tell the language of {where(k)}: "
+                                       + decision.reason.replace("pass --lang to choose", "give lang to choose"))
+                decisions.append(decision)
+            groups: dict[str, list[int]] = {}
+            for k, decision in enumerate(decisions):
+                groups.setdefault(str(decision.path), []).append(k)
+            results: list[dict[str, Any]] = [{} for _ in texts]
+            for members in groups.values():
+                annotator = self._annotator(decisions[members[0]].path)
+                for k, found in zip(members, self._run(annotator, [texts[k] for k in members], threshold)):
+                    results[k] = answer(texts[k], found, routing_json(decisions[k]), [annotator], [])
+            return results
+        out = []
+        for text in texts:
             entities, routing, used, skipped = self._by_sentence(text, taxonomy, threshold)
+            warnings = []
             if skipped:
                 warnings.append(f"{skipped} of {len(routing['segments'])} sentences were not annotated: their "
                                 "language could not be told (see routing.segments); give lang to annotate them")
-        return {
-            "entities": [entity_json(e, granularity) for e in entities],
-            "routing": routing,
-            "bundles": [{"name": a.bundle.name, "language": str(a.bundle.language.get("bcp47", "?")),
-                         "taxonomy": a.bundle.taxonomy, "threshold": a.threshold, "licence": a.bundle.licence}
-                        for a in used],
-            "granularity": granularity,
-            "text_chars": len(text),
-            "warnings": warnings,
-        }
+            out.append(answer(text, entities, routing, used, warnings))
+        return out
+
+    @staticmethod
+    def _run(annotator: Any, texts: list[str], threshold: float | None) -> list[list[Any]]:
+        """Entities per text, at the request's threshold (the annotator keeps every entity)."""
+        cut = _cut_at(annotator, threshold)
+        found = [annotator.annotate(texts[0])] if len(texts) == 1 else annotator.annotate_batch(texts)
+        return [[e for e in ents if e.score >= cut] for ents in found]
 
     def detect_language(self, text: Any, taxonomy: Any = None, route: Any = None,
                         evidence: Any = None) -> dict[str, Any]:
@@ -405,9 +459,9 @@ class Service:
 
     def list_bundles(self) -> dict[str, Any]:
         """The installed bundles: languages, taxonomies, types, licences, figures."""
-        from .registry import installed, preference_order
+        from .registry import preference_order
 
-        found = installed()
+        found = self._installed()
         by_lang: dict[str, list[Any]] = {}
         for b in found:
             by_lang.setdefault(b.language, []).append(b)
@@ -473,7 +527,7 @@ class Service:
             if n <= cap:
                 return text
         size, limit = (_mb(n), _mb(cap)) if _mb(n) != _mb(cap) else (f"{n:,} bytes", f"{cap:,} bytes")
-        raise RequestError(f"text too large ({at_least}{size} of UTF-8): this server accepts at most {limit} per "
+        raise TooLarge(f"text too large ({at_least}{size} of UTF-8): this server accepts at most {limit} per "
                            "call; split the text at paragraph or sentence ends and send the parts "
                            "(or start the server with a larger --max-text-mb)")
 
@@ -481,9 +535,9 @@ class Service:
 
     def catalogue(self) -> str:
         """The installed languages and taxonomies, in a few lines a calling model can read."""
-        from .registry import installed, preference_order
+        from .registry import preference_order
 
-        found = installed()
+        found = self._installed()
         if not found:
             return "No bundles are installed: every call will fail until one is (edge-finer bundles install)."
         by_lang: dict[str, list[Any]] = {}
@@ -535,9 +589,26 @@ class Service:
     # -- internals ------------------------------------------------------------------------
 
     def _languages(self) -> list[str]:
+        return [b.language for b in self._installed()]
+
+    def _installed(self) -> list[Any]:
+        """The installed bundles this service offers (all, or those of ``bundles=``)."""
         from .registry import installed
 
-        return [b.language for b in installed()]
+        return [b for b in installed() if self.only is None or b.name in self.only]
+
+    def check_bundles(self) -> None:
+        """Fail now, naming them, when a bundle given to ``bundles=`` is not installed (a server
+        checks this at start rather than on the first request)."""
+        if self.only is None:
+            return
+        from .registry import installed
+
+        have = {b.name for b in installed()}
+        missing = sorted(self.only - have)
+        if missing:
+            raise BundleNotFound(f"unknown bundle(s) {', '.join(map(repr, missing))}; installed bundles: "
+                                 f"{', '.join(sorted(have)) or 'none'}")
 
     def _refresh(self) -> None:
         """Forget routers and annotators when the installed bundles changed (installed,
@@ -560,13 +631,15 @@ class Service:
         with self._lock:
             router = self._routers.get(taxonomy)
             if router is None:
-                router = self._routers[taxonomy] = Router.installed(taxonomy=taxonomy, use_cld3=self.use_cld3)
+                router = Router.installed(taxonomy=taxonomy, use_cld3=self.use_cld3)
+                if self.only is not None:  # route among the served bundles only
+                    router = Router([c for c in router.candidates if c.name in self.only], cld3=router.cld3,
+                                    min_confidence=router.min_confidence, problems=router.problems)
+                self._routers[taxonomy] = router
             return router
 
     def _bundle_path(self, name: str) -> Any:
-        from .registry import installed
-
-        found = installed()
+        found = self._installed()
         for b in found:
             if b.name == name:
                 return b.path
@@ -574,11 +647,29 @@ class Service:
         raise BundleNotFound(f"unknown bundle {name!r}; installed bundles: {names} (give a name that "
                              "list_bundles shows; paths are not accepted)"[:1000])
 
-    def _annotator(self, path: Any, *, lang: str | None = None, taxonomy: str | None = None,
-                   threshold: float | None = None) -> Any:
+    def _annotator(self, path: Any, *, lang: str | None = None, taxonomy: str | None = None) -> Any:
+        """The one shared annotator of a bundle.  It keeps every entity (threshold 0) and each
+        request cuts at its own threshold (:func:`_cut_at`): a threshold in the annotator's
+        cache key would load one model session per distinct value a client sends."""
         from .annotator import Annotator
 
-        return Annotator.load(path, lang=lang, taxonomy=taxonomy, threads=self.threads, threshold=threshold)
+        if path is None and lang is not None and self.only is not None:
+            path = self._lang_path(lang, taxonomy)
+        return Annotator.load(path, lang=lang, taxonomy=taxonomy, threads=self.threads, threshold=0.0)
+
+    def _lang_path(self, lang: str, taxonomy: str | None) -> Any:
+        """``registry.by_language`` among the served bundles."""
+        from .registry import _lang_matches, preference_order
+
+        served = self._installed()
+        candidates = [b for b in served if _lang_matches(b.manifest, lang)]
+        if not candidates:
+            raise BundleNotFound(f"no bundle served for language {lang!r}; served languages: "
+                                 f"{', '.join(sorted({b.language for b in served})) or 'none'}")
+        if taxonomy and not any(b.taxonomy.lower() == taxonomy.lower() for b in candidates):
+            raise BundleNotFound(f"no {taxonomy!r} bundle for language {lang!r}; available taxonomies: "
+                                 f"{', '.join(sorted({b.taxonomy for b in candidates}))}")
+        return preference_order(candidates, taxonomy)[0].path
 
     def _by_sentence(self, text: str, taxonomy: str | None, threshold: float | None) -> tuple:
         """``--route sentence`` of the CLI: each line's sentences routed on their own (a short
@@ -600,10 +691,12 @@ class Service:
         entities: list[Any] = []
         used = []
         for path, spans in groups.values():
-            annotator = self._annotator(path, threshold=threshold)
+            annotator = self._annotator(path)
             used.append(annotator)
+            cut = _cut_at(annotator, threshold)
             for (start, _), found in zip(spans, annotator.stream(text[a:b] for a, b in spans)):
-                entities.extend(dataclasses.replace(e, start=e.start + start, end=e.end + start) for e in found)
+                entities.extend(dataclasses.replace(e, start=e.start + start, end=e.end + start)
+                                for e in found if e.score >= cut)
         entities.sort(key=lambda e: (e.start, e.end))
         return entities, {"mode": "sentence", "segments": segments}, used, skipped
 
@@ -624,6 +717,13 @@ class Service:
             "figures": _figures(m),
             "model_card": MODEL_CARD_URI.format(name=b.name),
         }
+
+
+def _cut_at(annotator: Any, threshold: float | None) -> float:
+    """The score an entity needs: the request's threshold, else the bundle's calibrated one."""
+    if threshold is not None:
+        return threshold
+    return float(annotator.bundle.manifest.get("decoding", {}).get("threshold", 0.0))
 
 
 def _types(manifest: Mapping[str, Any]) -> dict[str, str]:
