@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -136,8 +137,13 @@ def annotate(
     errors: ErrorPolicy = typer.Option(ErrorPolicy.strict, "--errors", help="What to do with undecodable bytes."),
     strict: bool = typer.Option(False, "--strict", help="With --lang/--bundle: refuse an input whose script the "
                                 "bundle does not write (default: annotate it with a warning)."),
+    workers: str = typer.Option("1", "--workers", metavar="N|auto", help="Worker processes, each with one "
+                                "single-threaded model ('auto': the usable cores); outputs are identical to 1."),
 ) -> None:
     """Annotate text: files, folders, stdin or --text."""
+    from edge_finer.parallel import parse_workers
+
+    n_workers = parse_workers(workers)
     sources = _sources(inputs, text, encoding, errors.value)
     if output is not None and output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder")
@@ -163,8 +169,16 @@ def annotate(
                            "taxonomy": taxonomy, "route": route.value if not (bundle or lang) else None,
                            "threshold": threshold, "aggregation": aggregation.value if aggregation else None,
                            "encoding": encoding, "errors": errors.value}, resume)
-    failed = _annotate_sources(records, sources, fmt_name, granularity.value, output, force,
-                               encoding, errors.value, resume)
+    if n_workers > 1:  # N processes over files and chunks of lines (edge_finer/corpus.py)
+        from edge_finer.corpus import WorkerSpec, annotate_parallel
+
+        spec = WorkerSpec(str(annotator.bundle.path) if (bundle or lang) else None, taxonomy, route.value, opts,
+                          strict, fmt_name, granularity.value, encoding, errors.value)
+        failed = annotate_parallel(spec, annotator if (bundle or lang) else None, sources, output, force,
+                                   resume, n_workers)
+    else:
+        failed = _annotate_sources(records, sources, fmt_name, granularity.value, output, force,
+                                   encoding, errors.value, resume)
     if failed:
         _err(f"{failed} of {len(sources)} inputs failed (see above)")
         raise typer.Exit(1)
@@ -184,7 +198,10 @@ def detect(
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of input files."),
     errors: ErrorPolicy = typer.Option(ErrorPolicy.strict, "--errors", help="What to do with undecodable bytes."),
 ) -> None:
-    """Say which installed bundle (language) each input would be annotated with, and why."""
+    """Say which language each input is in, which installed bundle would annotate it, and why.
+
+    A language without an installed bundle is named all the same ("mr (Marathi): no bundle
+    installed; build one with ..."); text that fits no language the router knows is unknown."""
     import json
 
     from edge_finer.router import Router
@@ -294,8 +311,8 @@ class _RoutedRecords:
     def __call__(self, source_name: str, text: str) -> Iterator:
         if self.mode == "document":
             decision = self.router.route(text)
-            if decision.unknown:
-                raise InputError(f"{source_name}: cannot tell the language: {decision.reason}")
+            if decision.bundle is None:
+                raise InputError(f"{source_name}: {_unrouted(decision)}")
             routing = _routing_json(decision)
             for rec in _records(self.annotator(decision), source_name, text):
                 yield dataclasses.replace(rec, routing=routing)
@@ -303,15 +320,39 @@ class _RoutedRecords:
         from edge_finer.formats import Record
         from edge_finer.textio import iter_lines
 
+        # the whole text is routed at once (sentences are scored together, which is what keeps
+        # routing cheap per sentence); each line then takes the sentences that start in it
+        routed = self.router.route_sentences(text)
+        total, skipped, k = 0, Counter(), 0
         for number, offset, line in iter_lines(text):
             entities, segments = [], []
-            for seg in self.router.route_sentences(line):
-                segments.append({"start": seg.start, "end": seg.end, **_routing_json(seg.decision)})
-                if seg.decision.unknown:
+            while k < len(routed) and routed[k].start < offset + len(line):
+                seg = routed[k]
+                k += 1
+                start, end = max(seg.start, offset) - offset, min(seg.end, offset + len(line)) - offset
+                if end <= start:
                     continue
-                for e in self.annotator(seg.decision).annotate(line[seg.start:seg.end]):
-                    entities.append(dataclasses.replace(e, start=e.start + seg.start, end=e.end + seg.start))
+                segments.append({"start": start, "end": end, **_routing_json(seg.decision)})
+                total += 1
+                if seg.decision.bundle is None:
+                    skipped[seg.decision.language] += 1
+                    continue
+                for e in self.annotator(seg.decision).annotate(line[start:end]):
+                    entities.append(dataclasses.replace(e, start=e.start + start, end=e.end + start))
             yield Record(source_name, number, offset, line, entities, {"mode": "sentence", "segments": segments})
+        if skipped:
+            from edge_finer.languages import name_of
+
+            parts = [f"{n} in {lang} ({name_of(lang)}), which has no bundle installed" if lang else
+                     f"{n} whose language could not be told" for lang, n in skipped.most_common()]
+            sys.stderr.write(f"warning: {source_name}: {sum(skipped.values())} of {total} sentences not annotated: "
+                             f"{'; '.join(parts)} (see their routing; --lang chooses a bundle)\n")
+
+
+def _unrouted(decision) -> str:
+    """Why a text routed to no bundle: its language has none ("mr (Marathi): no bundle
+    installed; build one with ..."), or its language could not be told."""
+    return decision.reason if decision.no_bundle else f"cannot tell the language: {decision.reason}"
 
 
 def _routing_json(decision) -> dict:

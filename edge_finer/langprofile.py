@@ -43,10 +43,34 @@ THRESHOLD_SLACK = 0.25
 _LETTERS = re.compile("(?:[^\\W\\d_]|[" + MARKS + "])+")
 
 
+class _Blanks(dict):  # type: ignore[type-arg]
+    """``str.translate`` table: a letter or mark maps to itself, anything else to a space.
+
+    Filled per character on first sight: the regex above is slow per character (its marks
+    class is a long list of ranges, ~20 µs a sentence), the table lookup runs in C.
+    """
+
+    LIMIT = 1 << 16  # distinct characters remembered (hostile input cannot grow it further)
+
+    def __missing__(self, cp: int) -> int:
+        value = cp if _LETTERS.fullmatch(chr(cp)) else 32
+        if len(self) < self.LIMIT:
+            self[cp] = value
+        return value
+
+
+_BLANKS = _Blanks()
+
+
+def letter_runs(text: str) -> list[str]:
+    """The case-folded runs of letters and marks of ``text`` (what ``_LETTERS.findall`` finds)."""
+    return text.casefold().translate(_BLANKS).split()
+
+
 def ngrams(text: str, orders: Iterable[int] = ORDERS) -> list[str]:
     """The character n-grams of ``text``'s letter runs, case-folded, joined by single spaces,
     with a space at each end (so word starts and ends are n-grams of their own)."""
-    joined = " " + " ".join(_LETTERS.findall(text.casefold())) + " "
+    joined = " " + " ".join(letter_runs(text)) + " "
     if len(joined) <= 2:
         return []
     out: list[str] = []

@@ -212,7 +212,13 @@ def _unpacked_archive(archive: Path) -> Path:
     try:
         folder = extract_bundle(archive, tmp)
         open_bundle(folder)
-        os.replace(tmp, target_root)
+        try:
+            os.replace(tmp, target_root)
+        except OSError:
+            # another process (a second worker) unpacked the same archive first: use its copy
+            if not (target_root / folder.name).is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

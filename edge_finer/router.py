@@ -1,43 +1,81 @@
-"""Offline language routing: which installed bundle should annotate this text?
+"""Offline language routing: which language is this text in, and which installed bundle fits it?
+
+Routing replaces an LLM agent's choice, so a wrong routing is a silent wrong answer.  The
+router therefore names the *language* first, among many more languages than are installed,
+and only then picks a bundle; text in a language without a bundle is named as such ("mr
+(Marathi): no bundle installed ...") or called unknown, never given to a neighbour's bundle.
 
 Evidence, cheapest first:
-1. the dominant script of the letters narrows the candidates to the installed bundles that
-   declare it (and settles the choice when only one language writes that script);
-2. each candidate bundle's character n-gram profile (``profile.json``, built from its training
-   text) scores the text; languages that share a script are told apart here, and the profile's
-   calibration on held-out sentences says when the text fits none of them;
-3. CLD3, when a binding is installed, votes among the candidates it knows (and only those).
-Below ``min_confidence``, or when the text fits no profile, the answer is "unknown", with the
-installed languages and the ``--lang`` hint, never a guess.
+1. the dominant script of the letters narrows the candidates to the languages that write it:
+   the installed bundles' and the reference languages' (:mod:`edge_finer.languages`); one
+   candidate settles it (Odia script → Odia) without reading the reference tables;
+2. character n-gram profiles score the text: the reference profile of every language that has
+   one (:mod:`edge_finer.langrefs`, 51 languages), a bundle's own ``profile.json`` for a
+   language the references lack.  Each profile's calibration on held-out sentences says when
+   the text fits none of them;
+3. CLD3 and py3langid, when installed, may veto an installed language for text that is not
+   typical of it (CLD3 also votes among the candidates it knows).
+A text shorter than :data:`MIN_REFERENCE_LETTERS` letters is too short to tell among 51
+languages: it is routed among the installed languages only.
 """
 from __future__ import annotations
 
-import math
-from collections import Counter
+import threading
 from dataclasses import dataclass, field
-from itertools import chain, repeat
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import BundleError
-from .langprofile import ORDERS, PROFILE_FILE, UNSEEN_LOGP, Profile, ngrams, read_profile
-from .scripts import expand, script_counts
+from .langprofile import ORDERS, PROFILE_FILE, Profile, read_profile
+from .langrefs import References, ScoreTable, gram_hashes, quantize_logp
+from .languages import canonical, name_of, no_bundle_line
+from .scripts import expand, script_counts, script_of, span_tallies
 from .segment import iter_sentences
 
 #: Characters read from a document to route it (ten slices spread over the document, not
 #: only its head).  20,000 made routing ~10 % of the annotation time of a 200-sentence
 #: document (benchmarks/results/routing.md); a few thousand letters settle a language.
 DOCUMENT_SAMPLE_CHARS = 4_000
+#: In sentence mode a sentence is scored on its first this many characters (~500 n-grams,
+#: plenty to tell a language): a fifth of the cost of routing long news sentences (Swahili,
+#: Yoruba) went into n-grams beyond them.
+SENTENCE_SAMPLE_CHARS = 160
 #: A sentence with fewer letters than this is too short to route alone in sentence mode; it
-#: takes the decision of the document around it.
+#: takes the decision of its line.
 MIN_SENTENCE_LETTERS = 12
+#: A text with fewer letters than this is routed among the installed languages only: a word or
+#: two ("Delhi") cannot be told apart among 51 languages, and naming one would only refuse it ...
+MIN_REFERENCE_LETTERS = 12
+#: ... and so is a text of fewer distinct words than this ("Delhi Delhi Delhi").
+MIN_REFERENCE_WORDS = 3
 #: A text this short (characters) is scored against the profile's "short" calibration.
 SHORT_CHARS = 20
-#: CLD3 overrules nothing below this probability.
+#: CLD3 or py3langid overrule nothing below this probability.
 CLD3_VETO_PROBABILITY = 0.9
+#: The naive-Bayes posterior over all of a text's n-grams says 1.0 for nearly every text, wrong
+#: ones included (overlapping n-grams are far from independent); the confidence reported counts
+#: a text as this many independent n-grams at most.
+EFFECTIVE_NGRAMS = 20
+#: A language without a bundle is named only when it beats the runner-up by this much (mean
+#: log-probability per n-gram); closer calls are "unknown".  0.1 kept xh/zu, bho/mag and es/it
+#: pairs from naming each other on the benchmark (benchmarks/results/routing.md).
+NAME_MARGIN = 0.1
+#: Added to an installed language's mean log-probability per n-gram when the candidates are
+#: ranked (a language someone installed a bundle for is a priori likelier in their text).  Each
+#: 0.02 buys ~0.3 points of installed-language accuracy for ~0.15 points more text of other
+#: languages handed to an installed bundle (benchmarks/results/routing.md, "Trade-off"): the
+#: safe side is kept.
+INSTALLED_PRIOR = 0.0
+#: A reference language's threshold for routing to its bundle: its held-out p1 lowered by this
+#: share of the p1-p50 gap.  Among the 51 languages it changes little (the competition decides);
+#: it is what keeps text of a language outside them from an installed bundle
+#: (benchmarks/results/routing.md, "Trade-off" and "never seen").
+REFERENCE_SLACK = 0.5
+#: The same for naming a language that has no bundle: stricter, since calling such a text
+#: "unknown" costs nothing (it is not annotated either way) and gibberish should not be named.
+NAME_SLACK = 0.25
 
 
 @dataclass(frozen=True)
@@ -55,7 +93,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Decision:
-    """The routing answer for one text: a bundle and language, or unknown with the reason."""
+    """The routing answer for one text: a language and its bundle, a language that has no
+    installed bundle (``bundle`` None), or unknown (``language`` None), with the reason."""
 
     language: str | None
     bundle: str | None
@@ -66,7 +105,13 @@ class Decision:
 
     @property
     def unknown(self) -> bool:
-        return self.bundle is None
+        """The language could not be told."""
+        return self.language is None
+
+    @property
+    def no_bundle(self) -> bool:
+        """The language was named, but no installed bundle writes it."""
+        return self.language is not None and self.bundle is None
 
     def to_json(self) -> dict[str, Any]:
         return {"language": self.language or "unknown", "bundle": self.bundle,
@@ -82,42 +127,50 @@ class Segment:
     decision: Decision
 
 
+@dataclass
+class _Pool:
+    """The candidate languages of one script: who competes, and their profiles as one table."""
+
+    codes: list[str]  # canonical codes: installed languages first, then reference-only ones
+    installed: set[str]
+    table: ScoreTable | None = None
+    index: dict[str, int] = field(default_factory=dict)  # code → column of ``table``
+    unprofiled: list[str] = field(default_factory=list)
+    limits: dict[tuple[str, bool], tuple[float | None, float | None]] = field(default_factory=dict)
+    prior: Any = 0.0  # per column of ``table``: INSTALLED_PRIOR for an installed language, else 0
+
+
 class Router:
-    """Chooses among candidate bundles; build one with :meth:`installed` for the real set."""
+    """Chooses a language, then a bundle; build one with :meth:`installed` for the real set."""
 
     def __init__(self, candidates: Sequence[Candidate], cld3: Callable[[str], Any] | None = None,
-                 min_confidence: float = 0.5, problems: Sequence[str] = ()) -> None:
+                 min_confidence: float = 0.5, problems: Sequence[str] = (),
+                 references: References | None = None, langid: Any = None) -> None:
         self.candidates = list(candidates)
         self.cld3 = cld3
+        #: py3langid (``edge_finer.pylangid.LangidVoter``): a veto only, loaded on first use
+        self.langid = langid
         self.min_confidence = min_confidence
-        #: Bundles left out because their profile was unreadable or tampered with.
+        #: Bundles (or the references) left out because a file was unreadable or tampered with.
         self.problems = list(problems)
+        self.references = references
         self.languages = sorted({c.language for c in self.candidates})
-        # all profiles as one matrix over the union of their n-grams: scoring a text is then one
-        # dict lookup per n-gram and one numpy gather, however many bundles are installed
-        self._rows: dict[int, int] = {}
-        tables = []
-        for i, c in enumerate(self.candidates):
-            if c.profile is not None and c.profile.orders == ORDERS:
-                self._rows[i] = len(tables)
-                tables.append(c.profile.logp)
-        # (dict.fromkeys/itemgetter keep the per-n-gram loops in C: this runs on every routed start)
-        self._vocab: dict[str, int] = {g: k for k, g in enumerate(dict.fromkeys(chain.from_iterable(tables)))}
-        self._row_of = {id(self.candidates[i]): row for i, row in self._rows.items()}
-        self._matrix = np.full((len(tables), len(self._vocab) + 1), UNSEEN_LOGP, dtype=np.float32)
-        for row, logp in enumerate(tables):
-            cols = itemgetter(*logp)(self._vocab) if len(logp) > 1 else [self._vocab[g] for g in logp]
-            self._matrix[row, np.asarray(cols, dtype=np.int64)] = np.fromiter(logp.values(), dtype=np.float32,
-                                                                                count=len(logp))
+        self._by_code: dict[str, list[Candidate]] = {}
+        for c in sorted(self.candidates, key=lambda c: c.rank):
+            self._by_code.setdefault(canonical(c.language), []).append(c)
+        self._pools: dict[tuple[str, bool], _Pool | None] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def installed(cls, taxonomy: str | None = None, use_cld3: bool | None = None,
                   min_confidence: float = 0.5) -> "Router":
-        """A router over the installed bundles (registry order decides between same-language ones).
+        """A router over the installed bundles (registry order decides between same-language
+        ones) and the shipped reference profiles.
 
-        ``use_cld3``: None = use a binding if one is installed; False = never.
+        ``use_cld3``: None = use CLD3 and py3langid when installed; False = never.
         """
         from .cld3 import load_detector
+        from .langrefs import load_references
         from .registry import installed, preference_order
 
         found = installed()
@@ -137,114 +190,258 @@ class Router:
                 info = b.manifest.get("language", {})
                 candidates.append(Candidate(b.name, b.path, lang, frozenset(expand(info.get("scripts", []))),
                                             b.taxonomy, profile, rank))
+        try:
+            references = load_references()
+        except BundleError as exc:
+            problems.append(str(exc))
+            references = None
         detector = load_detector() if use_cld3 is not False else None
-        return cls(candidates, detector, min_confidence, problems)
+        voter = None
+        if use_cld3 is not False:
+            from .pylangid import load_voter
+
+            voter = load_voter()
+        return cls(candidates, detector, min_confidence, problems, references, voter)
 
     # -- one text -----------------------------------------------------------------------
 
     def route(self, text: str) -> Decision:
-        """The bundle for a whole text (a sample of it, spread over its length)."""
+        """The decision for a whole text (a sample of it, spread over its length)."""
         sample = _sample(text, DOCUMENT_SAMPLE_CHARS)
-        return self._decide(sample, script_counts(sample))
+        return self._decide([sample], [_tally(sample)])[0]
 
-    def _decide(self, sample: str, scripts: Counter[str]) -> Decision:
-        letters = sum(scripts.values())
-        if not self.candidates:
-            return self._unknown("no bundles are installed", {}, 0.0)
-        if letters == 0:
-            return self._unknown("the text has no letters to tell its language by", {}, 0.0)
-        script, count = scripts.most_common(1)[0]
-        evidence: dict[str, Any] = {"script": script, "script_share": round(count / letters, 4)}
-        cands = [c for c in self.candidates if script in c.scripts or not c.scripts]
-        if not cands:
-            return self._unknown(f"the text is in the {script} script and no installed bundle is", evidence, 0.0)
-        langs = sorted({c.language for c in cands})
-        evidence["candidates"] = langs
-        short = len(sample.strip()) < SHORT_CHARS
-        best_of: dict[str, tuple[float, int, Candidate]] = {}
-        for c, avg, n in self._scores(cands, sample):
-            prev = best_of.get(c.language)
-            if prev is None or avg > prev[0] or (avg == prev[0] and c.rank < prev[2].rank):
-                best_of[c.language] = (avg, n, c)
-        if best_of:
-            evidence["ngram_avg_logp"] = {lang: round(v[0], 4) for lang, v in sorted(best_of.items())}
-        unprofiled = sorted({c.language for c in cands} - set(best_of))
-        if unprofiled:
-            evidence["no_profile"] = unprofiled
-        if not best_of:
-            if len(langs) == 1:
-                return self._choose(langs[0], count / letters, "script (the bundle has no language profile)",
-                                    evidence)
-            return self._unknown(f"several installed languages use the {script} script ({', '.join(langs)}) and "
-                                 "their bundles carry no language profile", evidence, 0.0)
-        # naive-Bayes posterior over languages from total log-likelihoods (n-grams x average)
-        totals = {lang: v[0] * max(v[1], 1) for lang, v in best_of.items()}
-        posterior = _softmax(totals)
-        vote = self._cld3_vote(sample, list(posterior), evidence)
-        if vote:
-            posterior = _normalise({lang: p * vote[lang] for lang, p in posterior.items()})
-        evidence["posterior"] = {lang: round(p, 4) for lang, p in sorted(posterior.items())}
-        best = max(posterior, key=lambda lang: (posterior[lang], lang))
-        confidence = posterior[best]
-        avg, _, cand = best_of[best]
-        # CLD3 may veto only text that is not typical of the chosen language (below the 10th
-        # percentile of its held-out sentences): unconditional, it turned away 22 % of real
-        # Yoruba dev sentences, which it labels as other languages (benchmarks/routing.py)
-        typical = cand.profile.percentile(short, "p10") if cand.profile else None  # type: ignore[union-attr]
-        veto = self._cld3_veto(best, evidence) if typical is None or avg < typical else None
-        if veto:
-            return self._unknown(veto, evidence, confidence, guess=best)
-        threshold = cand.profile.threshold(short) if cand.profile else None  # type: ignore[union-attr]
+    def route_sentences(self, text: str) -> list[Segment]:
+        """One decision per sentence, for code-mixed text; a sentence too short to route alone
+        takes the decision of its line (routed once, lazily).  Sentences are scored together,
+        a few hundred at a time, in one vectorised pass: routing then costs little per sentence
+        (benchmarks/results/routing.md), so a caller should pass a whole text, not line by line."""
+        spans = list(iter_sentences(text))
+        out: list[Segment] = []
+        lines: dict[int, Decision] = {}
+        for chunk in _chunks(spans):
+            tallies = span_tallies(text, chunk)
+            routed = [k for k, t in enumerate(tallies) if t[0] >= MIN_SENTENCE_LETTERS]
+            decisions = self._decide([_head(text[chunk[k][0]:chunk[k][1]], SENTENCE_SAMPLE_CHARS) for k in routed],
+                                     [tallies[k] for k in routed])
+            decided = dict(zip(routed, decisions))
+            wanted: dict[int, str] = {}  # lines of the too-short sentences, routed together too
+            for k, (start, _) in enumerate(chunk):
+                if k not in decided:
+                    first = text.rfind("\n", 0, start) + 1
+                    if first not in lines and first not in wanted:
+                        last = text.find("\n", start)
+                        wanted[first] = _sample(text[first:last if last >= 0 else len(text)], DOCUMENT_SAMPLE_CHARS)
+            if wanted:
+                samples = list(wanted.values())
+                lines.update(zip(wanted, self._decide(samples, [_tally(s) for s in samples])))
+            for k, (start, end) in enumerate(chunk):
+                out.append(Segment(start, end, decided.get(k) or lines[text.rfind("\n", 0, start) + 1]))
+        return out
+
+    def _decide(self, samples: list[str], tallies: list[tuple[int, str | None, int]]) -> list[Decision]:
+        """Decisions for several texts, given each one's (letters, dominant script, its letters):
+        each is narrowed by its script, then the texts of one candidate pool are scored together."""
+        samples = list(samples)
+        out: list[Decision | None] = [None] * len(samples)
+        groups: dict[int, tuple[_Pool, list[tuple[int, dict[str, Any], bool, float]]]] = {}
+        for i, (sample, (letters, script, count)) in enumerate(zip(samples, tallies)):
+            if letters == 0 or script is None:
+                out[i] = self._unknown("the text has no letters to tell its language by", {}, 0.0)
+                continue
+            evidence: dict[str, Any] = {"script": script, "script_share": round(count / letters, 4)}
+            pool = self._pool(script, letters < MIN_REFERENCE_LETTERS or _few_words(sample))
+            if pool is None:
+                nobody = "no installed bundle" + (" and no language the router knows" if self.references else "")
+                out[i] = self._unknown(f"the text is in the {script} script, which {nobody} writes", evidence, 0.0)
+                continue
+            evidence["candidates"] = pool.codes
+            if count < letters:  # mixed scripts: only the dominant script's letters are scored
+                samples[i] = _only_script(sample, script)
+            groups.setdefault(id(pool), (pool, []))[1].append((i, evidence, len(sample.strip()) < SHORT_CHARS,
+                                                               count / letters))
+        for pool, items in groups.values():
+            table = self._table(pool)
+            if not pool.index:  # nothing to score with: the script decides, or nothing does
+                for i, evidence, _, share in items:
+                    if len(pool.codes) == 1:
+                        out[i] = self._choose(pool.codes[0], share, "script (the bundle has no language profile)",
+                                              evidence)
+                    else:
+                        out[i] = self._unknown(f"several installed languages use the {evidence['script']} script "
+                                               f"({', '.join(pool.codes)}) and their bundles carry no language profile",
+                                               evidence, 0.0)
+                continue
+            avg, n = table.score_many([samples[i] for i, _, _, _ in items])
+            if len(pool.codes) == 1:
+                for (i, evidence, short, share), row in zip(items, avg[:, 0].tolist()):
+                    out[i] = self._single(pool, row, short, share, evidence)
+                continue
+            adjusted = avg + pool.prior  # a language with a bundle is a priori likelier: someone installed it
+            scaled = adjusted * np.minimum(n, EFFECTIVE_NGRAMS)[:, None]
+            post = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+            post /= post.sum(axis=1, keepdims=True)
+            if len(items) == 1 and self.cld3 is None:  # one text: plain Python beats a dozen tiny numpy calls
+                tops, top_avg, top_adj, top_post = _top_one(avg[0].tolist(), adjusted[0].tolist(), post[0].tolist())
+            else:
+                order = np.argsort(-post, axis=1, kind="stable")[:, :3]
+                tops = order.tolist()
+                top_avg = np.take_along_axis(avg, order, axis=1).round(4).tolist()
+                top_adj = np.take_along_axis(adjusted, order, axis=1).tolist()
+                top_post = np.take_along_axis(post, order, axis=1).round(4).tolist()
+            for k, (i, evidence, short, _) in enumerate(items):
+                if self.cld3 is not None:  # the vote reorders the candidates: the full rows are needed
+                    out[i] = self._compare(pool, samples[i], short, evidence, *self._voted(
+                        samples[i], table.codes, avg[k], adjusted[k], post[k], evidence))
+                else:
+                    out[i] = self._compare(pool, samples[i], short, evidence, tops[k], top_avg[k], top_adj[k],
+                                           top_post[k], False)
+        return out  # type: ignore[return-value]
+
+    def _voted(self, sample: str, codes: list[str], avg: np.ndarray, adjusted: np.ndarray, post: np.ndarray,
+               evidence: dict[str, Any]) -> tuple[list[int], list[float], list[float], list[float], bool]:
+        """The top candidates after CLD3's vote (unchanged when CLD3 does not vote)."""
+        vote = self._cld3_vote(sample, codes, evidence)
+        if vote is not None:
+            post = post * vote
+            post /= post.sum()
+        order = np.argsort(-post, kind="stable")[:3]
+        return (order.tolist(), avg[order].round(4).tolist(), adjusted[order].tolist(), post[order].round(4).tolist(),
+                vote is not None)
+
+    def _single(self, pool: _Pool, avg: float, short: bool, share: float, evidence: dict[str, Any]) -> Decision:
+        """One language writes the script: check only that the text fits it."""
+        code = pool.codes[0]
+        threshold = self._limits(pool, code, short)[0]
         if threshold is not None:
             evidence["calibration"] = {"avg_logp": round(avg, 4), "threshold": round(threshold, 4),
                                        "kind": "short" if short else "long"}
-            # applies even when CLD3 agrees: CLD3 calls Assamese Bengali, so its "yes" proves little
             if avg < threshold:
-                return self._unknown(f"the text fits none of the installed languages (closest: {best}, scoring "
-                                     f"below its own held-out sentences)", evidence, confidence, guess=best)
-        if confidence < self.min_confidence:
-            runner = sorted(posterior, key=posterior.get, reverse=True)[1]  # type: ignore[arg-type]
-            return self._unknown(f"cannot tell {best} from {runner} (confidence {confidence:.2f})", evidence,
+                return self._unknown(f"the text fits none of the languages written in its script (closest: {code}, "
+                                     "scoring below its own held-out sentences)", evidence, 0.0, guess=code)
+        if code in pool.installed:
+            return self._choose(code, 1.0, "script", evidence)
+        return self._named(code, share, "script", evidence)
+
+    def _compare(self, pool: _Pool, sample: str, short: bool, evidence: dict[str, Any], top: list[int],
+                 avgs: list[float], adjusted: list[float], posts: list[float], voted: bool) -> Decision:
+        """Several languages write the script: the n-gram profiles tell them apart.  ``top``: the
+        columns of the best candidates, best first, with their scores (as measured, and with the
+        installed languages' prior) and posteriors (rounded to four places, as the evidence
+        shows them)."""
+        codes = pool.table.codes  # type: ignore[union-attr]
+        if pool.unprofiled:
+            evidence["no_profile"] = pool.unprofiled
+        best = codes[top[0]]
+        confidence, best_avg = posts[0], avgs[0]
+        evidence["ngram_avg_logp"] = {codes[j]: a for j, a in zip(top, avgs)}
+        evidence["posterior"] = {codes[j]: p for j, p in zip(top[:2], posts)}
+        runner = codes[top[1]] if len(top) > 1 else None
+        threshold, typical = self._limits(pool, best, short)
+        if threshold is not None:
+            evidence["calibration"] = {"avg_logp": best_avg, "threshold": threshold,
+                                       "kind": "short" if short else "long"}
+        by = "n-gram profile" + (" + cld3" if voted else "")
+        if best in pool.installed:
+            if typical is None or best_avg < typical:
+                veto = self._veto(sample, best, evidence)
+                if veto:
+                    return self._unknown(veto, evidence, confidence, guess=best)
+            # applies even when CLD3 agrees: CLD3 calls Assamese Bengali, so its "yes" proves little
+            if threshold is not None and best_avg < threshold:
+                return self._unknown(f"the text fits none of the languages the router knows (closest: {best}, "
+                                     "scoring below its own held-out sentences)", evidence, confidence, guess=best)
+            if confidence < self.min_confidence and runner is not None:
+                return self._unknown(f"cannot tell {best} from {runner} (confidence {confidence:.2f})",
+                                     evidence, confidence, guess=best)
+            return self._choose(best, confidence, by, evidence)
+        if threshold is not None and best_avg < threshold:
+            return self._unknown(f"the text fits none of the languages the router knows (closest: {best}, "
+                                 "scoring below its own held-out sentences)", evidence, confidence, guess=best)
+        if runner is not None and adjusted[0] - adjusted[1] < NAME_MARGIN:
+            return self._unknown(f"cannot tell {best} ({name_of(best)}) from {runner} ({name_of(runner)})", evidence,
                                  confidence, guess=best)
-        by = "script" if len(langs) == 1 else "n-gram profile"
-        if vote:
-            by += " + cld3"
-        return self._choose(best, confidence, by, evidence)
+        return self._named(best, confidence, by, evidence)
 
-    def route_sentences(self, text: str) -> list[Segment]:
-        """One decision per sentence, for code-mixed text; too-short sentences take the
-        document's decision (routed once, lazily)."""
-        out: list[Segment] = []
-        document: Decision | None = None
-        for start, end in iter_sentences(text):
-            piece = _sample(text[start:end], DOCUMENT_SAMPLE_CHARS)
-            scripts = script_counts(piece)  # counted once: it says "too short" and then routes
-            if sum(scripts.values()) < MIN_SENTENCE_LETTERS:
-                if document is None:
-                    document = self.route(text)
-                decision = document
+    # -- candidates and their profiles ----------------------------------------------------
+
+    def _pool(self, script: str, installed_only: bool) -> _Pool | None:
+        """The languages written in ``script``; only installed ones when asked and there are any."""
+        key = (script, installed_only)
+        if key not in self._pools:
+            inst = [code for code, group in self._by_code.items()
+                    if any(script in c.scripts or not c.scripts for c in group)]
+            refs = self.references.by_script(script) if self.references is not None else []
+            if installed_only and inst:
+                codes = inst
             else:
-                decision = self._decide(piece, scripts)
-            out.append(Segment(start, end, decision))
-        return out
+                codes = inst + [code for code in refs if code not in inst]
+            self._pools[key] = _Pool(codes, set(inst)) if codes else None
+        return self._pools[key]
 
-    # -- helpers ------------------------------------------------------------------------
+    def _table(self, pool: _Pool) -> ScoreTable:
+        """The pool's profiles as one score table, built on first use.  A reference profile
+        wherever the references have the language, except that a lone installed language is
+        checked against its bundle's own profile (so a script that settles the language never
+        reads the reference tables); a bundle's profile for a language the references lack."""
+        if pool.table is None:
+            with self._lock:  # one router serves many threads (the MCP and web servers)
+                if pool.table is None:
+                    codes, tables, unprofiled = [], [], []
+                    for code in pool.codes:
+                        bundle = self._bundle_profile_of(code)
+                        if self._uses_reference(pool, code):
+                            codes.append(code)
+                            tables.append(self.references.table(code))  # type: ignore[union-attr]
+                        elif bundle is not None:
+                            codes.append(code)
+                            tables.append(_profile_table(bundle))
+                        else:
+                            unprofiled.append(code)
+                    pool.unprofiled = unprofiled
+                    pool.index = {code: i for i, code in enumerate(codes)}
+                    pool.prior = np.array([INSTALLED_PRIOR if code in pool.installed else 0.0 for code in codes])
+                    pool.table = ScoreTable(codes, tables)
+        return pool.table
 
-    def _scores(self, cands: list[Candidate], text: str) -> list[tuple[Candidate, float, int]]:
-        """(candidate, mean log-probability per n-gram, n-grams) for the profiled candidates."""
-        rows = [(c, self._row_of[id(c)]) for c in cands if id(c) in self._row_of]
-        if not rows:
-            return []
-        grams = ngrams(text)
-        if not grams:
-            return [(c, UNSEEN_LOGP, 0) for c, _ in rows]
-        unseen = len(self._vocab)
-        get = self._vocab.get
-        cols = np.fromiter(map(get, grams, repeat(unseen)), dtype=np.int64, count=len(grams))
-        sums = self._matrix.take(cols, axis=1).sum(axis=1, dtype=np.float64)
-        return [(c, float(sums[r]) / len(grams), len(grams)) for c, r in rows]
+    def _uses_reference(self, pool: _Pool, code: str) -> bool:
+        """Whether ``code`` is scored by its reference profile in this pool (else by its bundle's)."""
+        if self.references is None or code not in self.references.languages:
+            return False
+        return not (len(pool.codes) == 1 and code in pool.installed)
 
-    def _cld3_vote(self, text: str, langs: list[str], evidence: dict[str, Any]) -> dict[str, float] | None:
+    def _bundle_profile_of(self, code: str) -> Profile | None:
+        """The profile of the language's most preferred bundle that has a usable one."""
+        return next((c.profile for c in self._by_code.get(code, [])
+                     if c.profile is not None and c.profile.orders == ORDERS), None)
+
+    def _limits(self, pool: _Pool, code: str, short: bool) -> tuple[float | None, float | None]:
+        """(threshold, 10th percentile) of a language in this pool, computed once."""
+        key = (code, short)
+        if key not in pool.limits:
+            threshold = self._threshold(pool, code, short)
+            pool.limits[key] = (None if threshold is None else round(threshold, 4),
+                                self._percentile(pool, code, short, "p10"))
+        return pool.limits[key]
+
+    def _percentile(self, pool: _Pool, code: str, short: bool, name: str) -> float | None:
+        if self._uses_reference(pool, code):
+            return self.references.languages[code].percentile(short, name)  # type: ignore[union-attr]
+        profile = self._bundle_profile_of(code)
+        return profile.percentile(short, name) if profile is not None else None
+
+    def _threshold(self, pool: _Pool, code: str, short: bool) -> float | None:
+        """Mean log-probability below which a text is "not this language"."""
+        if self._uses_reference(pool, code):
+            ref = self.references.languages[code]  # type: ignore[union-attr]
+            low, mid = ref.percentile(short, "p1"), ref.percentile(short, "p50")
+            slack = REFERENCE_SLACK if code in pool.installed else NAME_SLACK
+            return None if low is None or mid is None else low - slack * max(0.0, mid - low)
+        profile = self._bundle_profile_of(code)
+        return profile.threshold(short) if profile is not None else None
+
+    # -- CLD3 and py3langid ---------------------------------------------------------------
+
+    def _cld3_vote(self, text: str, langs: list[str], evidence: dict[str, Any]) -> np.ndarray | None:
         """CLD3's factor per candidate language: it discriminates only among languages it knows."""
         if self.cld3 is None:
             return None
@@ -254,40 +451,51 @@ class Router:
         evidence["cld3"] = {**result.to_json(), "bcp47": result.language}
         if not result.reliable or not result.language or len(langs) < 2:
             return None
-        known = [lang for lang in langs if knows(lang)]
-        if not known:
+        if not any(knows(lang) for lang in langs):
             return None
-        factors = {}
+        factors = []
         for lang in langs:
             if not knows(lang):
-                factors[lang] = result.probability  # CLD3 cannot speak for it: neutral
+                factors.append(result.probability)  # CLD3 cannot speak for it: neutral
             elif lang.split("-")[0] == result.language:
-                factors[lang] = result.probability
+                factors.append(result.probability)
             else:
-                factors[lang] = max(1.0 - result.probability, 1e-6) / 100.0
-        return factors
+                factors.append(max(1.0 - result.probability, 1e-6) / 100.0)
+        return np.asarray(factors, dtype=np.float64)
 
-    def _cld3_veto(self, best: str, evidence: dict[str, Any]) -> str | None:
-        """CLD3 is sure of a language it knows, that has no bundle, and the n-grams chose another
-        language CLD3 also knows: e.g. French text when only English and Swahili are installed."""
-        cld3 = evidence.get("cld3")
-        if not cld3 or not cld3["reliable"] or cld3["probability"] < CLD3_VETO_PROBABILITY:
-            return None
+    def _veto(self, sample: str, best: str, evidence: dict[str, Any]) -> str | None:
+        """CLD3 or py3langid is sure of a language it knows that has no bundle, and the n-grams
+        chose an installed language it also knows: e.g. Dutch text, a language the references
+        lack, that the n-grams found closest to English."""
         from .cld3 import knows
 
-        said = cld3["bcp47"]
-        if not said or not knows(said) or not knows(best) or said == best.split("-")[0]:
-            return None
-        if any(lang.split("-")[0] == said for lang in self.languages):
-            return None  # the vote already weighed it
-        return f"CLD3 identifies the text as {said!r} (probability {cld3['probability']:.2f}), which has no bundle"
+        installed = set(self._by_code)
+        cld3 = evidence.get("cld3")
+        if cld3 and cld3["reliable"] and cld3["probability"] >= CLD3_VETO_PROBABILITY:
+            said = canonical(cld3["bcp47"]) if cld3["bcp47"] else ""
+            if said and knows(said) and knows(best) and said != best and said not in installed:
+                return (f"CLD3 identifies the text as {cld3['bcp47']!r} (probability {cld3['probability']:.2f}), "
+                        "which has no bundle")
+        if self.langid is not None and self.langid.knows(best):
+            result = self.langid(sample)
+            evidence["py3langid"] = result.to_json()
+            said = result.language
+            if result.probability >= CLD3_VETO_PROBABILITY and said and said != best and said not in installed:
+                return (f"py3langid identifies the text as {said!r} (probability {result.probability:.2f}), "
+                        "which has no bundle")
+        return None
 
-    def _choose(self, language: str, confidence: float, by: str, evidence: dict[str, Any]) -> Decision:
+    # -- answers --------------------------------------------------------------------------
+
+    def _choose(self, code: str, confidence: float, by: str, evidence: dict[str, Any]) -> Decision:
         """The language's preferred bundle (registry order, ``--taxonomy`` first)."""
-        group = sorted((c for c in self.candidates if c.language == language), key=lambda c: c.rank)
-        chosen = group[0]
+        chosen = self._by_code[code][0]
         evidence["by"] = by
-        return Decision(language, chosen.name, chosen.path, float(confidence), f"routed by {by}", evidence)
+        return Decision(chosen.language, chosen.name, chosen.path, float(confidence), f"routed by {by}", evidence)
+
+    def _named(self, code: str, confidence: float, by: str, evidence: dict[str, Any]) -> Decision:
+        evidence["by"] = by
+        return Decision(code, None, None, float(confidence), no_bundle_line(code), evidence)
 
     def _unknown(self, why: str, evidence: dict[str, Any], confidence: float, guess: str | None = None) -> Decision:
         if guess:
@@ -295,6 +503,12 @@ class Router:
         langs = ", ".join(self.languages) or "none"
         return Decision(None, None, None, float(confidence),
                         f"{why}; installed languages: {langs}; pass --lang to choose", evidence)
+
+
+def _profile_table(profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+    """A bundle profile as (n-gram hashes, quantized log-probabilities), like a reference's."""
+    grams = list(profile.logp)
+    return gram_hashes(grams), quantize_logp(np.fromiter(profile.logp.values(), dtype=np.float64, count=len(grams)))
 
 
 def _bundle_profile(path: Path, manifest: dict[str, Any]) -> Profile | None:
@@ -314,20 +528,71 @@ def _bundle_profile(path: Path, manifest: dict[str, Any]) -> Profile | None:
     return read_profile(fpath)
 
 
+def _tally(text: str) -> tuple[int, str | None, int]:
+    """(letters, dominant script, its letters) of one text, as :func:`span_tallies` counts them
+    (ties to the alphabetically first script), by a Counter: cheaper than numpy for one text."""
+    counts = script_counts(text)
+    if not counts:
+        return 0, None, 0
+    top = max(counts.values())
+    return sum(counts.values()), min(code for code, c in counts.items() if c == top), top
+
+
+def _top_one(avg: list[float], adjusted: list[float], post: list[float]
+             ) -> tuple[list[list[int]], list[list[float]], list[list[float]], list[list[float]]]:
+    """The three best columns of one text, as the batch path computes them (stable order)."""
+    top = sorted(range(len(post)), key=lambda j: -post[j])[:3]
+    return ([top], [[round(avg[j], 4) for j in top]], [[adjusted[j] for j in top]],
+            [[round(post[j], 4) for j in top]])
+
+
+def _only_script(text: str, script: str) -> str:
+    """``text`` with the letters of other scripts blanked: in "अमित शाह visited Delhi", the
+    Devanagari name is no evidence for or against the Latin-script languages (every one of its
+    n-grams is unseen by them), yet it pulled the text below English's calibration."""
+    keep = {ch: ch if script_of(ch) in (script, None) else " " for ch in set(text)}
+    return "".join(map(keep.__getitem__, text))
+
+
+def _few_words(text: str) -> bool:
+    """Fewer than :data:`MIN_REFERENCE_WORDS` distinct space-separated words (looked at only up
+    to that many: a long text stops at once)."""
+    seen: set[str] = set()
+    for word in text.split():
+        seen.add(word)
+        if len(seen) >= MIN_REFERENCE_WORDS:
+            return False
+    return True
+
+
+def _chunks(spans: list[tuple[int, int]], max_spans: int = 256,
+            max_chars: int = 32_768) -> list[list[tuple[int, int]]]:
+    """Consecutive spans in groups small enough to score together with bounded memory (a group
+    has at most ~4 n-grams per character: its scratch arrays are reused, not reallocated)."""
+    out: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    for span in spans:
+        if current and (len(current) >= max_spans or span[1] - current[0][0] > max_chars):
+            out.append(current)
+            current = []
+        current.append(span)
+    if current:
+        out.append(current)
+    return out
+
+
+def _head(text: str, limit: int) -> str:
+    """The first ``limit`` characters of a sentence, cut back to a space when one is near (a
+    word cut in two would score as two made-up words)."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", limit - 24, limit)
+    return text[:cut if cut > 0 else limit]
+
+
 def _sample(text: str, limit: int) -> str:
     """Up to ``limit`` characters: all of a short text, else ten slices spread over it."""
     if len(text) <= limit:
         return text
     step, width = len(text) // 10, limit // 10
     return "\n".join(text[i * step:i * step + width] for i in range(10))
-
-
-def _softmax(scores: dict[str, float]) -> dict[str, float]:
-    top = max(scores.values())
-    exp = {k: math.exp(v - top) for k, v in scores.items()}
-    return _normalise(exp)
-
-
-def _normalise(weights: dict[str, float]) -> dict[str, float]:
-    total = sum(weights.values()) or 1.0
-    return {k: v / total for k, v in weights.items()}

@@ -12,6 +12,9 @@ import bisect
 import functools
 import unicodedata
 from collections import Counter
+from typing import Sequence
+
+import numpy as np
 
 # (first, last, ISO 15924) Unicode blocks of the scripts of the languages we serve and their
 # neighbours.  Combining marks that belong to no script (U+0300 ...) are "inherited": skipped.
@@ -82,3 +85,31 @@ def expand(codes: list[str] | tuple[str, ...]) -> set[str]:
     for code in codes:
         out.update(_ALIASES.get(code, (code,)))
     return out
+
+
+def span_tallies(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, str | None, int]]:
+    """``(letters, dominant script, its letters)`` of each ``(start, end)`` span of ``text``:
+    :func:`script_counts` for many sentences in one numpy pass (a Counter per sentence was a
+    tenth of the cost of routing a document sentence by sentence).  Ties go to the script code
+    first in alphabetical order."""
+    if not spans:
+        return []
+    lo, hi = spans[0][0], max(b for _, b in spans)
+    cps = np.frombuffer(text[lo:hi].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    distinct, inverse = np.unique(cps, return_inverse=True)
+    codes = [_script_cached(chr(c)) for c in distinct.tolist()]
+    names = sorted({c for c in codes if c is not None})
+    if not names:
+        return [(0, None, 0)] * len(spans)
+    column = {name: k for k, name in enumerate(names)}
+    sid = np.array([column[c] if c is not None else -1 for c in codes], dtype=np.int64)[inverse.reshape(-1)]
+    starts = np.array([a - lo for a, _ in spans], dtype=np.int64)
+    ends = np.array([b - lo for _, b in spans], dtype=np.int64)
+    counts = np.empty((len(spans), len(names)), dtype=np.int64)
+    for k in range(len(names)):
+        running = np.concatenate(([0], np.cumsum(sid == k)))
+        counts[:, k] = running[ends] - running[starts]
+    letters = counts.sum(axis=1)
+    best = counts.argmax(axis=1)
+    top = counts[np.arange(len(spans)), best]
+    return [(n, names[b] if n else None, t) for n, b, t in zip(letters.tolist(), best.tolist(), top.tolist())]

@@ -127,7 +127,10 @@ DECISION_SCHEMA: dict[str, Any] = {
         "bundle": {"type": ["string", "null"]},
         "confidence": {"type": "number"},
         "by": {"type": "string", "description": "The deciding evidence (script, n-gram profile, cld3, an argument)."},
-        "reason": {"type": "string", "description": "Why the language could not be told (unknown only)."},
+        "language_name": {"type": "string", "description": "English name of the language (when it was told)."},
+        "reason": {"type": "string", "description": (
+            "Why no bundle was chosen (bundle null only): the language could not be told, or it was named but "
+            "has no bundle installed ('mr (Marathi): no bundle installed; build one with ...').")},
         "evidence": {"type": "object"},
     },
     "required": ["language", "bundle", "confidence", "by"],
@@ -238,7 +241,11 @@ def routing_json(decision: Any) -> dict[str, Any]:
     """A router decision as the CLI writes it (``detect`` rows, a jsonl record's ``routing``)."""
     out = {"language": decision.language or "unknown", "bundle": decision.bundle,
            "confidence": round(decision.confidence, 4), "by": decision.evidence.get("by", "")}
-    if decision.unknown:
+    if decision.language is not None:
+        from .languages import name_of
+
+        out["language_name"] = name_of(decision.language)
+    if decision.bundle is None:  # unknown, or a language named that has no bundle installed
         out["reason"] = decision.reason
     return out
 
@@ -405,7 +412,9 @@ class Service:
             decisions = []
             for k, text in enumerate(texts):
                 decision = router.route(text)
-                if decision.unknown:
+                if decision.no_bundle:
+                    raise RequestError(f"{where(k)}: {decision.reason}")
+                if decision.bundle is None:
                     raise RequestError(f"cannot tell the language of {where(k)}: "
                                        + decision.reason.replace("pass --lang to choose", "give lang to choose"))
                 decisions.append(decision)
@@ -424,7 +433,8 @@ class Service:
             warnings = []
             if skipped:
                 warnings.append(f"{skipped} of {len(routing['segments'])} sentences were not annotated: their "
-                                "language could not be told (see routing.segments); give lang to annotate them")
+                                "language could not be told or has no bundle installed (see routing.segments); "
+                                "give lang to annotate them")
             out.append(answer(text, entities, routing, used, warnings))
         return out
 
@@ -577,8 +587,9 @@ class Service:
             f"Texts up to {_mb(self.max_text_bytes)} of UTF-8 per call; split larger ones.")
 
     def detect_description(self) -> str:
-        return ("Tell which installed language (and bundle) a text is in, offline, with the confidence and the "
-                "evidence, as annotate would route it; 'unknown' with the reason when it fits none. "
+        return ("Tell which language a text is in and which installed bundle would annotate it, offline, with the "
+                "confidence and the evidence, as annotate would route it; a language without an installed bundle "
+                "is named with bundle null and the reason; 'unknown' with the reason when it fits none. "
                 f"Installed languages: {', '.join(sorted({b for b in self._languages()})) or 'none'}.")
 
     def list_description(self) -> str:
@@ -634,7 +645,8 @@ class Service:
                 router = Router.installed(taxonomy=taxonomy, use_cld3=self.use_cld3)
                 if self.only is not None:  # route among the served bundles only
                     router = Router([c for c in router.candidates if c.name in self.only], cld3=router.cld3,
-                                    min_confidence=router.min_confidence, problems=router.problems)
+                                    min_confidence=router.min_confidence, problems=router.problems,
+                                    references=router.references, langid=router.langid)
                 self._routers[taxonomy] = router
             return router
 
@@ -674,20 +686,19 @@ class Service:
     def _by_sentence(self, text: str, taxonomy: str | None, threshold: float | None) -> tuple:
         """``--route sentence`` of the CLI: each line's sentences routed on their own (a short
         one takes its line's decision); each bundle annotates its sentences in shared batches."""
-        from .textio import iter_lines
-
         router = self._router(taxonomy)
         segments: list[dict[str, Any]] = []
         groups: dict[str, tuple[Any, list[tuple[int, int]]]] = {}
         skipped = 0
-        for _, offset, line in iter_lines(text):
-            for seg in router.route_sentences(line):
-                start, end = offset + seg.start, offset + seg.end
-                segments.append({"start": start, "end": end, **routing_json(seg.decision)})
-                if seg.decision.unknown:
-                    skipped += 1
-                else:
-                    groups.setdefault(str(seg.decision.path), (seg.decision.path, []))[1].append((start, end))
+        # routed as one text (its sentences are scored together: cheap per sentence); a short
+        # sentence still takes its own line's decision
+        for seg in router.route_sentences(text):
+            start, end = seg.start, seg.end
+            segments.append({"start": start, "end": end, **routing_json(seg.decision)})
+            if seg.decision.bundle is None:
+                skipped += 1
+            else:
+                groups.setdefault(str(seg.decision.path), (seg.decision.path, []))[1].append((start, end))
         entities: list[Any] = []
         used = []
         for path, spans in groups.values():

@@ -39,6 +39,7 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("EDGE_FINER_BUNDLES", raising=False)
     monkeypatch.setenv("EDGE_FINER_SHIPPED", "0")  # tests of shipped bundles turn them back on
+    monkeypatch.setenv("EDGE_FINER_LANGID", "0")  # py3langid (optional) vetoes only where a test asks
     from edge_finer.annotator import clear_cache
 
     clear_cache()

@@ -221,7 +221,7 @@ def test_runtime_never_imports_the_agent_packages(tiny_bundle: Path, isolated_us
         assert not _imported_modules(path) & agent_pkgs, path
     code = """
 import edge_finer.agent, edge_finer.service, cli
-r = edge_finer.service.Service().annotate("Ravi Shankar visited Delhi.")
+r = edge_finer.service.Service().annotate("Ravi Shankar visited Delhi with his family last week.")
 assert [e["text"] for e in r["entities"]] == ["Ravi Shankar", "Delhi"], r
 """
     modules, _ = _run_child(code, tiny_bundle, isolated_user_dirs)

