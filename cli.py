@@ -707,7 +707,9 @@ def web_serve(
               max_request_bytes=int(max_request_mb * MB) if max_request_mb else None,
               cors_origins=cors or (), log_level=log_level.value.lower())
     except KeyboardInterrupt:
-        sys.stderr.write("edge-finer serve: stopped\n")
+        pass
+    # uvicorn may take the Ctrl-C itself and return normally: say it either way
+    sys.stderr.write("edge-finer serve: stopped\n")
 
 
 # -- build ----------------------------------------------------------------------------------
