@@ -21,6 +21,7 @@ from edge_finer.langprofile import ngrams, parse_profile, read_profile
 from edge_finer.router import Router
 from edge_finer.scripts import expand, script_counts, script_of
 from quantize.profile import build_profile
+from made_up_languages import MadeUpLanguages
 from tiny_bundle import make_tiny_bundle
 
 # Two made-up languages in the Latin script with different sound systems, a third one that
@@ -33,14 +34,8 @@ SYLLABLES = {
 }
 
 
-def sentence(lang: str, rng: random.Random, words: int = 8) -> str:
-    syl = SYLLABLES[lang]
-    return " ".join("".join(rng.choice(syl) for _ in range(rng.randint(2, 4))) for _ in range(words)) + "."
-
-
-def corpus(lang: str, n: int = 400, seed: int = 0) -> list[str]:
-    rng = random.Random(f"{lang}-{seed}")
-    return [sentence(lang, rng) for _ in range(n)]
+TEXT = MadeUpLanguages(SYLLABLES, words=8)
+sentence, corpus = TEXT.sentence, TEXT.corpus
 
 
 @pytest.fixture(scope="module")

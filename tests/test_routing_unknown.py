@@ -31,6 +31,7 @@ from edge_finer.scripts import script_counts, span_tallies
 from edge_finer.segment import iter_sentences
 from edge_finer.service import Service
 from quantize.langrefs import build_language
+from made_up_languages import MadeUpLanguages
 from tiny_bundle import make_tiny_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,14 +46,8 @@ SYLLABLES = {
 }
 
 
-def sentence(lang: str, rng: random.Random, words: int = 9) -> str:
-    syl = SYLLABLES[lang]
-    return " ".join("".join(rng.choice(syl) for _ in range(rng.randint(2, 4))) for _ in range(words)) + "."
-
-
-def corpus(lang: str, n: int = 400, seed: int = 0) -> list[str]:
-    rng = random.Random(f"{lang}-{seed}")
-    return [sentence(lang, rng) for _ in range(n)]
+TEXT = MadeUpLanguages(SYLLABLES, words=9)
+sentence, corpus = TEXT.sentence, TEXT.corpus
 
 
 @pytest.fixture(scope="module")
