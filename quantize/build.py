@@ -285,10 +285,11 @@ class Build:
                           r.runtime.max_length, ids, t.dropout, t.kernel)
         self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows")
         folders, member_facts = [], []
+        scorer = self._dev_scorer(t, tok, ids, labels, spec)  # one encoding of the dev split for all members
         for k in range(t.ensemble):  # members differ only by seed (initialisation and batch order)
             if t.ensemble > 1:
                 self.rep.note(f"ensemble member {k + 1} of {t.ensemble} (seed {r.seed + k})")
-            select = self._selector(t, tok, ids, labels, spec, len(windows), start_at_zero=False)
+            select = self._selector(t, scorer, len(windows), start_at_zero=False)
             model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed + k, self.rep,
                                          features=(spec, r.features.dim) if spec else None,
                                          word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select)
@@ -308,16 +309,15 @@ class Build:
     def _teacher(self) -> dict[str, Any]:
         return read_json(self.work.path("teacher") / "teacher.json")
 
-    def _selector(self, section: Any, tok: Any, ids: dict[str, int], labels: list[str], spec: Any,
-                  n_windows: int, start_at_zero: bool) -> Any:
-        """A :class:`~quantize.selection.BestCheckpoint` scoring on the evaluation split, when the
-        recipe section asks for dev selection (``select_on_dev``); else None."""
+    def _dev_scorer(self, section: Any, tok: Any, ids: dict[str, int], labels: list[str], spec: Any) -> Any:
+        """A :class:`~quantize.selection.DevScorer` on the evaluation split, encoded with ``tok``,
+        when the recipe section asks for dev selection (``select_on_dev``); else None."""
         if not section.select_on_dev:
             return None
         from .data import Sentence, to_model_words
         from .encode import encode
         from .featured import forward_kwargs
-        from .selection import BestCheckpoint, DevScorer
+        from .selection import DevScorer
 
         known = {lab[2:] for lab in labels if lab != "O"}
         evals = [to_model_words(Sentence(row["tokens"], [t if t == "O" or t[2:] in known else "O" for t in row["tags"]]))
@@ -325,8 +325,17 @@ class Build:
         evals = [e for e in evals if e.tokens]
         windows = encode(tok, [e.tokens for e in evals], None, None, self.r.runtime.max_length,
                          self.r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
-        scorer = DevScorer(windows, [e.tags for e in evals], labels, ids["pad_id"],
-                           lambda m, b: m(**forward_kwargs(m, b)).logits)
+        return DevScorer(windows, [e.tags for e in evals], labels, ids["pad_id"],
+                         lambda m, b: m(**forward_kwargs(m, b)).logits)
+
+    @staticmethod
+    def _selector(section: Any, scorer: Any, n_windows: int, start_at_zero: bool) -> Any:
+        """A :class:`~quantize.selection.BestCheckpoint` using ``scorer`` every ``select_every``
+        epochs; None without a scorer."""
+        if scorer is None:
+            return None
+        from .selection import BestCheckpoint
+
         every = max(1, round(section.select_every * math.ceil(n_windows / section.batch_size)))
         return BestCheckpoint(scorer, every, start=0 if start_at_zero else every)
 
@@ -416,7 +425,7 @@ class Build:
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
         if len(info.get("members", [])) > 1:
             soft = self._ensemble_targets(soft, info, [row["words"] for row in train] + extra)
-        select = self._selector(s, tok, ids, labels, spec, len(windows), start_at_zero=True)
+        select = self._selector(s, self._dev_scorer(s, tok, ids, labels, spec), len(windows), start_at_zero=True)
         facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep,
                         word_dropout=s.word_dropout, unk_id=unk_id(tok), select=select)
         out = d / "model"
