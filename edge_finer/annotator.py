@@ -25,6 +25,7 @@ from .features import WordFeaturizer
 from .pretokenize import _WORD
 from .segment import iter_sentences
 from .subwords import WordEncoder
+from .tokcheck import load_tokenizer
 from .windows import owned_windows
 
 #: Sentences handed to the model per internal chunk: bounds memory on huge inputs while
@@ -137,10 +138,11 @@ class Annotator:
         with self._init_lock:
             if self._tokenizer is not None:
                 return
-            from tokenizers import Tokenizer
-
             if self._backend is None:
-                backend = OnnxBackend(self.bundle.model_path, threads=self.threads, arena=self.arena)
+                backend = OnnxBackend(self.bundle.model_path, threads=self.threads, arena=self.arena,
+                                      labels=len(self.bundle.labels),
+                                      feature_kinds=None if self._featurizer is None
+                                      else len(self._featurizer.spec.kinds))
                 verify_output_width(self.bundle, backend.output_width)
                 if backend.takes_features != (self._featurizer is not None):
                     raise BundleError(
@@ -148,10 +150,7 @@ class Annotator:
                         f"the word_features input but the manifest {'has no' if backend.takes_features else 'has a'} "
                         "'features' section; the bundle is inconsistent")
                 self._backend = backend
-            try:
-                tok = Tokenizer.from_file(str(self.bundle.tokenizer_path))
-            except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-                raise BundleError(f"{self.bundle.tokenizer_path}: not a valid tokenizer ({exc})") from None
+            tok = load_tokenizer(self.bundle.tokenizer_path)  # refuses hostile tokenizers (tokcheck)
             tok.no_truncation()
             tok.no_padding()
             self._words = WordEncoder(tok)

@@ -7,6 +7,7 @@ PyTorch teacher the same way so that every model is scored through the same deco
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -72,26 +73,76 @@ def session_options(threads: int | None = None, arena: bool = True) -> "ort.Sess
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.log_severity_level = 3
+    if arena and _capped_arena():
+        # the process-wide arena below, capped at MAX_SESSION_MB, instead of one unbounded per session
+        opts.add_session_config_entry("session.use_env_allocators", "1")
     return opts
+
+
+#: Memory (MB) all onnxruntime sessions of a process may hold in their arena together; a model
+#: that asks for more fails that run with one line instead of swapping the machine to a halt
+#: (a legal graph can Expand a scalar to gigabytes).  Our models peak near 100 MB (perf.md);
+#: ``EDGE_FINER_MAX_SESSION_MB`` raises the cap for very long batch runs with many threads.
+MAX_SESSION_MB = 1024
+_arena_lock = threading.Lock()
+_arena_state: list[bool] = []
+
+
+def _capped_arena() -> bool:
+    """Register the capped CPU arena once per process; False if this onnxruntime cannot."""
+    with _arena_lock:
+        if not _arena_state:
+            import onnxruntime as ort
+
+            quiet_onnxruntime()
+            try:
+                cap = int(float(os.environ.get("EDGE_FINER_MAX_SESSION_MB", MAX_SESSION_MB)) * 2**20)
+            except ValueError:
+                cap = MAX_SESSION_MB * 2**20
+            try:
+                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+                ort.create_and_register_allocator(info, ort.OrtArenaCfg({"max_mem": max(cap, 2**24)}))
+                _arena_state.append(True)
+            except Exception:  # an onnxruntime without environment allocators: per-session arenas
+                _arena_state.append(False)
+        return _arena_state[0]
+
+
+def quiet_onnxruntime() -> None:
+    """Keep onnxruntime's own log lines (colour codes, C++ source paths) off the user's terminal:
+    every failure reaches the user as the exception it raises, turned into one clear line."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)
 
 
 class OnnxBackend:
     """One onnxruntime session per bundle; ``run`` is safe to call from many threads."""
 
-    def __init__(self, model_path: Path, threads: int | None = None, arena: bool = True) -> None:
+    def __init__(self, model_path: Path, threads: int | None = None, arena: bool = True,
+                 labels: int | None = None, feature_kinds: int | None = None) -> None:
+        """``labels`` / ``feature_kinds``: what the manifest says the model's output width and
+        word-feature columns are (checked against the graph's declared shapes when given)."""
         import onnxruntime as ort
 
         opts = session_options(threads, arena)
-        from .onnxcheck import MalformedModel, references_external_data
+        quiet_onnxruntime()
+        from .onnxcheck import MAX_MODEL_BYTES, HostileModel, MalformedModel, check_model, references_external_data
 
         try:
+            if Path(model_path).stat().st_size > MAX_MODEL_BYTES:
+                raise BundleError(f"{model_path}: larger than {MAX_MODEL_BYTES // 2**20} MB; not a bundle model")
             model = Path(model_path).read_bytes()
         except OSError as exc:
             raise BundleError(f"{model_path}: cannot read the model ({exc.strerror or exc})") from None
         try:
             external = references_external_data(model)
+            if not external:
+                check_model(model, labels, feature_kinds)
         except MalformedModel as exc:
             raise BundleError(f"{model_path}: not a valid ONNX model ({exc})") from None
+        except HostileModel as exc:
+            raise BundleError(f"{model_path}: refused: {exc}") from None
         if external:
             raise BundleError(f"{model_path}: the model refers to external data files; a bundle model must be "
                               "self-contained (nothing outside the checksummed files is ever loaded)")
@@ -114,6 +165,7 @@ class OnnxBackend:
         self.output_name = out.name
         self.output_width = out.shape[-1] if out.shape else None
         self.threads = opts.intra_op_num_threads
+        self.model_path = model_path
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray,
             word_features: np.ndarray | None = None) -> np.ndarray:
@@ -124,4 +176,8 @@ class OnnxBackend:
             feed["attention_mask"] = attention_mask
         if "token_type_ids" in self.input_names:
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        return self.session.run([self.output_name], feed)[0]
+        try:
+            return self.session.run([self.output_name], feed)[0]
+        except Exception as exc:  # onnxruntime's own types: the arena cap, a kernel refusing its input
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BundleError(f"{self.model_path}: the model failed on this input ({first[:300]})") from None

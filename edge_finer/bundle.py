@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 from .errors import BundleError
 from .features import FeatureSpec
 from .pretokenize import PRETOKENIZER
+from .safejson import read_json
 
 #: Bumped on any change a reader of the previous version would misread.  Version 2 added the
 #: optional ``features`` section (hashed word features, a second model input); a version-1
@@ -36,6 +37,10 @@ MODEL_CARD = "MODEL_CARD.md"
 REQUIRED_FILES = (MODEL, TOKENIZER, MODEL_CARD)
 #: Manifests are small; a huge one is an attack or an accident, not a bundle.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: Manifests nest 4 levels (evaluation → per_type → type → figures); 16 is generous.
+MAX_MANIFEST_DEPTH = 16
+#: Labels are short names printed in tables and written into every output format.
+MAX_LABEL_CHARS = 100
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -112,10 +117,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise BundleError(f"{mpath}: missing; {folder} is not a bundle")
     if mpath.stat().st_size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{mpath}: too large to be a manifest")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{mpath}: not valid JSON ({exc})") from None
+    manifest = read_json(mpath, MAX_MANIFEST_BYTES, "a manifest", MAX_MANIFEST_DEPTH)
     if not isinstance(manifest, dict):
         raise BundleError(f"{mpath}: not a JSON object")
     version = manifest.get("format_version")
@@ -144,7 +146,9 @@ def _check_shape(mpath: Path, m: dict[str, Any]) -> None:
     need("O" in labels, "field 'labels' has no 'O' label")
     for lab in labels:
         need(lab == "O" or (lab[:2] in ("B-", "I-") and len(lab) > 2),
-             f"label {lab!r} is not IOB2 (O, B-TYPE or I-TYPE)")
+             f"label {_shown(lab)} is not IOB2 (O, B-TYPE or I-TYPE)")
+        need(_printable_label(lab), f"label {_shown(lab)} holds control, format or separator characters "
+             f"or is longer than {MAX_LABEL_CHARS}; labels are printed in tables and files")
     files = m["files"]
     need(isinstance(files, dict), "field 'files' must map file names to checksums")
     for fname in REQUIRED_FILES:
@@ -167,6 +171,10 @@ def _check_shape(mpath: Path, m: dict[str, Any]) -> None:
     need(isinstance(lang, dict) and isinstance(lang.get("bcp47"), str), "field 'language' needs 'bcp47'")
     tax = m["taxonomy"]
     need(isinstance(tax, dict) and isinstance(tax.get("name"), str), "field 'taxonomy' needs 'name'")
+    coarse = tax.get("coarse", {})
+    need(isinstance(coarse, dict) and all(isinstance(k, str) and isinstance(v, str) and _printable_label(v)
+                                          for k, v in coarse.items()),
+         "field 'taxonomy.coarse' must map types to printable group names")
     if "features" in m:
         need(m.get("format_version", FORMAT_VERSION) >= 2, "field 'features' needs bundle format version 2")
         try:
@@ -177,7 +185,18 @@ def _check_shape(mpath: Path, m: dict[str, Any]) -> None:
 
 def _safe_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..") \
-        and not name.startswith(".") and "\x00" not in name
+        and not name.startswith(".") and name.isprintable() and len(name) <= 255
+
+
+def _printable_label(label: str) -> bool:
+    """A label holds printable characters only (spaces allowed): an escape sequence in a label
+    would reach the terminal of everyone who prints a table of the bundle's entities."""
+    return 0 < len(label) <= MAX_LABEL_CHARS and label.isprintable()
+
+
+def _shown(value: str) -> str:
+    """A value from a manifest, shown in a message without its control characters."""
+    return repr(value[:MAX_LABEL_CHARS])  # repr escapes what is not printable
 
 
 def open_bundle(folder: str | os.PathLike[str], verify: bool = True) -> Bundle:

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ._charclasses import MARKS
+from . import safejson
 from .errors import BundleError
 
 PROFILE_FILE = "profile.json"
@@ -158,7 +159,7 @@ def read_profile(path: Path) -> Profile:
     try:
         if path.stat().st_size > MAX_PROFILE_BYTES:
             raise BundleError(f"{path}: language profile larger than {MAX_PROFILE_BYTES} bytes")
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = safejson.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BundleError(f"{path}: cannot read the language profile ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, ValueError) as exc:

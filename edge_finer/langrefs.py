@@ -36,6 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from . import safejson
 from .errors import BundleError
 from .langprofile import ORDERS, UNSEEN_LOGP, letter_runs
 
@@ -189,7 +190,7 @@ def read_references(path: Path) -> References:
         if path.stat().st_size > MAX_REFS_BYTES:
             raise _bad(path, f"larger than {MAX_REFS_BYTES} bytes")
         with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("meta.json").decode("utf-8"))
+            meta = safejson.loads(zf.read("meta.json").decode("utf-8"))
     except OSError as exc:
         raise BundleError(f"{path}: cannot read the language references ({exc.strerror or exc})") from None
     except (KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:

@@ -76,10 +76,9 @@ def shipped_index() -> dict[str, Any]:
     root = shipped_dir()
     if root is None:
         return {"bundles": []}
-    try:
-        return json.loads((root / "index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{root / 'index.json'}: unreadable ({exc})") from None
+    from .safejson import read_json
+
+    return read_json(root / "index.json", 1 << 20, "the index of shipped bundles")
 
 
 def roots() -> list[tuple[str, Path]]:

@@ -25,13 +25,14 @@ def start_run(folder: Path, options: dict[str, Any], resume: bool) -> None:
     record = {"edge_finer": __version__, "options": options}
     path = folder / RUN_FILE
     if resume:
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        from .safejson import read_json
+
+        if not path.is_file():
             raise OutputError(f"{folder}: holds no record of an earlier run ({RUN_FILE}); nothing to resume. "
-                              "Run without --resume") from None
-        except (OSError, ValueError) as exc:
-            raise OutputError(f"{path}: unreadable run record ({exc}); run without --resume") from None
+                              "Run without --resume")
+        previous = read_json(path, 1 << 20, "a run record", error=OutputError)
+        if not isinstance(previous, dict):
+            raise OutputError(f"{path}: unreadable run record (not a JSON object); run without --resume")
         if previous != record:
             changed = sorted(k for k in set(options) | set(previous.get("options", {}))
                              if options.get(k) != previous.get("options", {}).get(k))

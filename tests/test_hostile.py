@@ -26,28 +26,45 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _external(name: str, location: str) -> TensorProto:
-    t = numpy_helper.from_array(np.zeros((4,), np.float32), name)
+    t = numpy_helper.from_array(np.zeros((7,), np.float32), name)
     t.ClearField("raw_data")
     t.data_location = TensorProto.EXTERNAL
-    for k, v in (("location", location), ("offset", "0"), ("length", "16")):
+    for k, v in (("location", location), ("offset", "0"), ("length", "28")):
         e = t.external_data.add()
         e.key, e.value = k, v
     return t
 
 
+def _io() -> tuple[list, list]:
+    """A bundle model's inputs and output, so that only the attack under test differs."""
+    return ([helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", 7])])
+
+
+def _logits_from(bias: str) -> list:
+    """Nodes computing logits = float(input_ids)[..., None] + ``bias`` (a float tensor of 7)."""
+    return [helper.make_node("Cast", ["input_ids"], ["xf"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["xf", "axes"], ["x3"]),
+            helper.make_node("Add", ["x3", bias], ["logits"])]
+
+
+_AXES = numpy_helper.from_array(np.array([-1], np.int64), "axes")
+
+
 def _model(where: str, location: str) -> bytes:
-    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [4])
-    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [4])
+    inputs, outputs = _io()
     if where == "initializer":
-        graph = helper.make_graph([helper.make_node("Add", ["X", "W"], ["Y"])], "g", [x], [y],
-                                  [_external("W", location)])
+        graph = helper.make_graph(_logits_from("W"), "g", inputs, outputs, [_external("W", location), _AXES])
     elif where == "subgraph":  # hidden in the else-branch of an If
-        then_g = helper.make_graph([helper.make_node("Identity", ["X"], ["Y"])], "t", [], [y])
-        else_g = helper.make_graph([helper.make_node("Constant", [], ["Y"], value=_external("C", location))],
+        y = helper.make_tensor_value_info("C", TensorProto.FLOAT, [7])
+        then_g = helper.make_graph([helper.make_node("Identity", ["zeros"], ["C"])], "t", [], [y])
+        else_g = helper.make_graph([helper.make_node("Constant", [], ["C"], value=_external("C", location))],
                                    "e", [], [y])
         cond = numpy_helper.from_array(np.array(True), "cond")
-        graph = helper.make_graph([helper.make_node("If", ["cond"], ["Y"], then_branch=then_g, else_branch=else_g)],
-                                  "g", [x], [y], [cond])
+        zeros = numpy_helper.from_array(np.zeros((7,), np.float32), "zeros")
+        graph = helper.make_graph([helper.make_node("If", ["cond"], ["bias"], then_branch=then_g, else_branch=else_g)]
+                                  + _logits_from("bias"), "g", inputs, outputs, [cond, zeros, _AXES])
     else:
         raise ValueError(where)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
