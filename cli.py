@@ -86,8 +86,16 @@ class ErrorPolicy(str, Enum):
 
 
 def _err(message: str) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    from edge_finer.terminal import safe  # one line, and no escape sequence from a file name
+
+    sys.stderr.write(f"error: {safe(message)}\n")
     sys.stderr.flush()
+
+
+def _safe(text: str) -> str:
+    from edge_finer.terminal import safe
+
+    return safe(text)
 
 
 def _version(value: bool) -> None:
@@ -244,7 +252,7 @@ def _print_detect_table(rows: list[dict], spans: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from edge_finer.formats import _clean
+    from edge_finer.terminal import safe as _clean
 
     table = Table(header_style="bold")
     cols = ["source"] + (["start", "end"] if spans else []) + ["language", "bundle", "confidence", "why"]
@@ -252,7 +260,8 @@ def _print_detect_table(rows: list[dict], spans: bool) -> None:
         table.add_column(col)
     for r in rows:
         cells = [_clean(r["source"])] + ([str(r["start"]), str(r["end"])] if spans else [])
-        cells += [r["language"], r["bundle"] or "-", f"{r['confidence']:.3f}", r.get("reason") or r["by"]]
+        cells += [_clean(r["language"]), _clean(r["bundle"] or "-"), f"{r['confidence']:.3f}",
+                  _clean(r.get("reason") or r["by"])]
         table.add_row(*(Text(c) for c in cells))
     Console().print(table)
 
@@ -345,8 +354,8 @@ class _RoutedRecords:
 
             parts = [f"{n} in {lang} ({name_of(lang)}), which has no bundle installed" if lang else
                      f"{n} whose language could not be told" for lang, n in skipped.most_common()]
-            sys.stderr.write(f"warning: {source_name}: {sum(skipped.values())} of {total} sentences not annotated: "
-                             f"{'; '.join(parts)} (see their routing; --lang chooses a bundle)\n")
+            sys.stderr.write(_safe(f"warning: {source_name}: {sum(skipped.values())} of {total} sentences not "
+                                   f"annotated: {'; '.join(parts)} (see their routing; --lang chooses a bundle)") + "\n")
 
 
 def _unrouted(decision) -> str:
@@ -373,7 +382,7 @@ def _script_checked(annotator, source_name: str, text: str, strict: bool) -> str
     line = f"{source_name}: {problem}; drop --lang/--bundle to route it, or pick a bundle for its language"
     if strict:
         raise InputError(line + " (refused: --strict)")
-    sys.stderr.write(f"warning: {line}\n")
+    sys.stderr.write(_safe(f"warning: {line}") + "\n")
     return text
 
 
@@ -459,7 +468,7 @@ def _build_table(records, granularity: str):
     from rich.table import Table
     from rich.text import Text
 
-    from edge_finer.formats import _clean
+    from edge_finer.terminal import safe as _clean  # tabs, line breaks AND escape sequences
 
     table = Table(show_lines=False, header_style="bold")
     for col, just in (("source", "left"), ("line", "right"), ("start", "right"), ("end", "right"),
@@ -472,9 +481,9 @@ def _build_table(records, granularity: str):
         for e in rec.entities:
             count += 1
             row = [_clean(rec.source), str(rec.line), str(e.start), str(e.end), _clean(e.text),
-                   e.label if granularity == "fine" else e.coarse_label]
+                   _clean(e.label if granularity == "fine" else e.coarse_label)]
             if granularity == "fine":
-                row.append(e.coarse_label)
+                row.append(_clean(e.coarse_label))
             row.append(f"{e.score:.3f}")
             table.add_row(*(Text(cell) for cell in row))
     return table, count
@@ -529,7 +538,7 @@ def bundles_list(
     for r in rows:
         name = r["name"] + (" (default)" if r["default"] else "") + (" [demo]" if r["demo"] else "")
         cells = (name, r["language"], r["taxonomy"], r["version"], r["licence"], str(r["size_mb"]), r["source"])
-        table.add_row(*(Text(str(c)) for c in cells))
+        table.add_row(*(Text(_safe(str(c))) for c in cells))
     Console().print(table if rows else "no bundles installed")
 
 
@@ -581,7 +590,7 @@ def bundles_info(ref: str = typer.Argument(..., help="Bundle name, folder or arc
             lines.append(f"F1 {system:13s} {100 * ev[system]['f1']:.1f} on {ev.get('dataset', '?')} {ev.get('split', '')}")
     lines.append(f"size:        {b.size_bytes() / 1e6:.2f} MB")
     lines.append(f"built with:  {json.dumps(m.get('built_with', {}))}")
-    typer.echo("\n".join(lines))
+    typer.echo("\n".join(_safe(line) for line in lines))
 
 
 @bundles_app.command("verify")
@@ -596,7 +605,7 @@ def bundles_verify(refs: List[str] = typer.Argument(None, help="Bundles to verif
     for ref in targets:
         try:
             Annotator(open_bundle(resolve(ref)), threads=1).warm_up()
-            typer.echo(f"ok      {ref}")
+            typer.echo(_safe(f"ok      {ref}"))
         except EdgeFinerError as exc:
             bad += 1
             _err(str(exc))
@@ -613,7 +622,7 @@ def bundles_install(
     from edge_finer.registry import install
 
     b = install(source, force=force)
-    typer.echo(f"installed {b.name} {b.version} ({b.licence}) to {b.path}")
+    typer.echo(_safe(f"installed {b.name} {b.version} ({b.licence}) to {b.path}"))
 
 
 @bundles_app.command("remove")

@@ -72,7 +72,7 @@ def session_options(threads: int | None = None, arena: bool = True) -> "ort.Sess
     # makes a 2-thread pool several times slower than one thread.  Off by default.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # fatal only: failures reach the user as one line (quiet_onnxruntime)
     if arena and _capped_arena():
         # the process-wide arena below, capped at MAX_SESSION_MB, instead of one unbounded per session
         opts.add_session_config_entry("session.use_env_allocators", "1")

@@ -165,3 +165,97 @@ def test_profiles_and_manifests_are_plain_json():
         json.loads(manifest.read_text(encoding="utf-8"))
         for name in json.loads(manifest.read_text(encoding="utf-8"))["files"]:
             assert name.endswith((".onnx", ".json", ".md")), f"{manifest.parent.name}: unexpected file {name}"
+
+
+# -- models, tokenizers and manifests that ask for too much (benchmarks/hostile.py) ----------
+
+from benchmarks.hostile import ATTACKS, PROBE_TEXT  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def attack_bundles(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("attacks")
+    for attack in ATTACKS:
+        attack.build(tiny_bundle, root / attack.name)
+    return root
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_hostile_bundle_is_refused_with_one_line(attack, attack_bundles: Path, capfd):
+    """Each attack is refused (at load, or for a shape only known at run time, on the first
+    input) with one line that names the file at fault, and onnxruntime prints nothing itself."""
+    folder = attack_bundles / attack.name
+    with pytest.raises(BundleError) as err:
+        Annotator(open_bundle(folder), threads=1).warm_up().annotate(PROBE_TEXT)
+    msg = str(err.value)
+    assert attack.expect in msg and str(folder) in msg, msg
+    assert "\n" not in msg and "\x1b" not in msg and "\x07" not in msg
+    out, errs = capfd.readouterr()
+    assert out == "" and errs == "", (out, errs)
+
+
+def test_the_attacks_differ_from_a_working_bundle_in_one_thing_only(tiny_bundle: Path, tmp_path: Path):
+    """The catalogue's own control: the same builder with nothing changed gives a bundle that
+    loads and finds the gazetteer's entities, so each refusal above is due to its attack."""
+    from benchmarks.hostile import _rebuild
+
+    _rebuild(tiny_bundle, tmp_path / "same", {})
+    ents = Annotator(open_bundle(tmp_path / "same"), threads=1).annotate(PROBE_TEXT)
+    assert [e.label for e in ents] == ["PER", "LOC", "LOC", "ORG"]
+
+
+def test_cli_refuses_every_attack_with_one_clean_line_each(attack_bundles: Path):
+    """``bundles verify`` over all attack bundles: one ``error:`` line per bundle refused at
+    load, none with an escape sequence or an onnxruntime log line; the run-time attack loads
+    (nothing static betrays it) and is refused on its first input by ``annotate``."""
+    import subprocess
+    import sys
+
+    env_cmd = [sys.executable, str(ROOT / "cli.py")]
+    folders = [str(attack_bundles / a.name) for a in ATTACKS]
+    proc = subprocess.run(env_cmd + ["bundles", "verify", *folders], capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.splitlines()
+    at_run = [a for a in ATTACKS if a.name == "expand_dynamic"]
+    assert proc.returncode == 1
+    assert len(lines) == len(ATTACKS) - len(at_run) and all(line.startswith("error: ") for line in lines), lines
+    assert "\x1b" not in proc.stderr and "onnxruntime_src" not in proc.stderr
+    proc = subprocess.run(env_cmd + ["annotate", "-b", str(attack_bundles / "expand_dynamic"), "-t", PROBE_TEXT,
+                                     "-f", "jsonl"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "failed on this input" in proc.stderr, proc.stderr
+    assert "\x1b" not in proc.stderr and "[E:onnxruntime" not in proc.stderr
+
+
+def test_allow_list_is_what_the_shipped_models_use_and_documented():
+    """The allow-list holds every operator of the shipped bundles, and docs/bundle-format.md
+    lists exactly the allow-list."""
+    from edge_finer.onnxcheck import ALLOWED_OPS, check_model
+
+    for manifest in sorted((ROOT / "bundles").glob("*/manifest.json")):
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+        check_model((manifest.parent / "model.onnx").read_bytes(), len(m["labels"]),
+                    len(m["features"]["kinds"]) if "features" in m else None)
+    doc = (ROOT / "docs" / "bundle-format.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### Operators"):]
+    section = section[:section.index("Anything else")]
+    listed = {(dom, op) for dom, op in
+              ((d or "", o) for d, o in __import__("re").findall(r"`(?:([\w.]+)::)?(\w+)`", section))}
+    assert listed == set(ALLOWED_OPS)
+
+
+def test_json_depth_and_size_caps():
+    from edge_finer.safejson import depth, loads
+
+    assert depth({"a": [1, {"b": []}]}) == 3 and depth(5) == 0
+    with pytest.raises(ValueError, match="nested"):
+        loads("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested"):
+        loads("[" * 70 + "]" * 70)
+    assert loads("[" * 60 + "]" * 60)
+
+
+def test_terminal_text_is_made_safe():
+    from edge_finer.terminal import safe
+
+    assert safe("Delhi\tक्\u200dष\n") == "Delhi क्\u200dष "  # joiners and scripts stay
+    assert safe("a\x1b[2Jb\x07\u202ec\x9b\ud800") == "a\\x1b[2Jb\\x07\\u202ec\\x9b\\ud800"
