@@ -246,7 +246,7 @@ def test_allow_list_is_what_the_shipped_models_use_and_documented():
 def test_json_depth_and_size_caps():
     from edge_finer.safejson import depth, loads
 
-    assert depth({"a": [1, {"b": []}]}) == 3 and depth(5) == 0
+    assert depth({"a": [1, {"b": []}]}) == 4 and depth(5) == 0
     with pytest.raises(ValueError, match="nested"):
         loads("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="nested"):
