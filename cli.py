@@ -167,7 +167,7 @@ def annotate(
     if bundle or lang:  # an explicit --bundle wins over --lang, and both over routing
         annotator = Annotator.load(bundle, lang=None if bundle else lang, taxonomy=taxonomy, **opts)
         annotator.warm_up()
-        records = lambda name, text: _records(annotator, name, _script_checked(annotator, name, text, strict))  # noqa: E731
+        records = _BundleRecords(annotator, strict)
     else:
         records = _RoutedRecords(taxonomy, route.value, opts)
     if output is not None:
@@ -386,6 +386,31 @@ def _script_checked(annotator, source_name: str, text: str, strict: bool) -> str
     return text
 
 
+class _BundleRecords:
+    """Records of a text annotated by one bundle (--lang/--bundle); a large file is annotated
+    as a stream instead (:func:`_streamed`)."""
+
+    def __init__(self, annotator, strict: bool) -> None:
+        self.annotator, self.strict = annotator, strict
+
+    def __call__(self, source_name: str, text: str) -> Iterator:
+        return _records(self.annotator, source_name, _script_checked(self.annotator, source_name, text, self.strict))
+
+
+def _streamed(make_records, source, fmt: str, granularity: str, encoding: str, errors: str, header: bool):
+    """The output of a large file annotated as a stream (edge_finer/bigfile.py: memory flat in
+    the file's and its lines' size, same bytes), or None where the whole-text path applies."""
+    if not isinstance(make_records, _BundleRecords):
+        return None
+    from edge_finer.bigfile import stream_file, streamable
+
+    if not streamable(source.path, fmt, encoding):
+        return None
+    annotator = make_records.annotator
+    return stream_file(annotator, source.path, source.name, fmt, granularity, errors, header,
+                       check_head=lambda head: _script_checked(annotator, source.name, head, make_records.strict))
+
+
 def _records(annotator, source_name: str, text: str) -> Iterator:
     from edge_finer.formats import Record
     from edge_finer.textio import iter_lines
@@ -408,10 +433,18 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
     try:
         for source in sources:
             try:
-                text = read_text(source, encoding, errors)
-                records = make_records(source.name, text)
+                streamed = _streamed(make_records, source, fmt, granularity, encoding, errors,
+                                     header=stdout_header if output is None else True)
+                if streamed is None:
+                    text = read_text(source, encoding, errors)
+                    records = make_records(source.name, text)
                 if output is None:
-                    if fmt == "table":
+                    if streamed is not None:
+                        for chunk in streamed:
+                            sys.stdout.write(chunk)
+                        sys.stdout.flush()
+                        stdout_header = False
+                    elif fmt == "table":
                         _print_table(records, granularity)
                     else:
                         out = sys.stdout
@@ -431,7 +464,9 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
                         written[target.resolve()] = source.name
                         continue  # finished by the interrupted run: outputs are written whole or not at all
                     check_output_target(target, inputs, force)
-                    if fmt == "table":
+                    if streamed is not None:
+                        body = streamed
+                    elif fmt == "table":
                         body = _table_text(records, granularity)
                     else:
                         body = render(records, fmt, granularity)  # written chunk by chunk

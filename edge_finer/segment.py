@@ -57,3 +57,70 @@ def _cap(text: str, start: int, end: int, max_chars: int) -> Iterator[tuple[int,
         start = cut
     if end > start:
         yield start, end
+
+
+# -- the same sentences from text that arrives in pieces -----------------------------------------
+
+#: Characters a boundary match can hold (terminators, closing quotes, CJK marks, whitespace).
+#: A position holding any OTHER character is inside no match, so the text may be cut there and
+#: scanned in two parts with the same result as in one.
+_BOUNDARY_CHARS = ".!?…।॥؟۔።᱾᱿꯫။\"'”’»)]」』。！？"
+_WHITESPACE = "".join(chr(c) for c in range(0x3100) if re.match(r"\s", chr(c)))
+_MATCHABLE = _BOUNDARY_CHARS + _WHITESPACE
+
+
+class SentenceStream:
+    """:func:`iter_sentences` over a text given piece by piece, holding only the current sentence.
+
+    ``feed(piece)`` returns the sentences completed so far as ``(buffer, start, end, base)``:
+    the sentence is ``buffer[start:end]`` and starts at ``base + start`` in the whole text.
+    ``finish()`` returns the rest.  The spans equal those of ``iter_sentences`` over the joined
+    text exactly (tests/test_giant.py checks it on random texts cut at random places): the
+    boundary regex only runs up to the last character no match can hold, a sentence is capped
+    only once its end is known to lie beyond ``max_chars``, and four characters are kept before
+    the kept text for the abbreviation look-back (it decides on words of at most 3 letters).
+    """
+
+    def __init__(self, max_chars: int = MAX_SENTENCE_CHARS) -> None:
+        self.max_chars = max_chars
+        self.buf = ""
+        self.base = 0  # offset of buf[0] in the whole text
+        self.start = 0  # current sentence start (in buf)
+        self.scan = 0  # where the boundary scan resumes (in buf)
+
+    def feed(self, piece: str, final: bool = False) -> list[tuple[str, int, int, int]]:
+        keep = max(0, self.start - 4)
+        if keep:
+            self.buf, self.base = self.buf[keep:], self.base + keep
+            self.start, self.scan = self.start - keep, self.scan - keep
+        buf = self.buf = self.buf + piece
+        limit = len(buf) if final else len(buf.rstrip(_MATCHABLE))
+        if not final and limit <= self.scan:
+            return []
+        out: list[tuple[str, int, int, int]] = []
+        base, start = self.base, self.start
+        for m in _BOUNDARY.finditer(buf, self.scan, limit):
+            self.scan = m.end()
+            if buf[m.start()] == "." and m.end() - m.start() and _is_abbreviation(buf, m.start()) \
+                    and buf[m.start():m.end()].strip() == ".":
+                continue
+            out.extend((buf, a, b, base) for a, b in _cap(buf, start, m.end(), self.max_chars))
+            start = m.end()
+        if final:
+            if start < len(buf):
+                out.extend((buf, a, b, base) for a, b in _cap(buf, start, len(buf), self.max_chars))
+            start = len(buf)
+        else:
+            # the sentence runs on past `limit`: cap it while a whole piece lies before limit
+            while limit - start > self.max_chars:
+                cut = buf.rfind(" ", start + self.max_chars // 2, start + self.max_chars)
+                if cut <= start:
+                    cut = start + self.max_chars
+                out.append((buf, start, cut, base))
+                start = cut
+            self.scan = max(self.scan, start)
+        self.start = start
+        return out
+
+    def finish(self) -> list[tuple[str, int, int, int]]:
+        return self.feed("", final=True)
