@@ -16,7 +16,7 @@ from typing import Iterator, List, Optional
 import typer
 from typer.core import TyperGroup
 
-from edge_finer.errors import EdgeFinerError, InputError, OutputError
+from edge_finer.errors import DiskFullError, EdgeFinerError, InputError, OutputError
 
 
 class _UserErrorsGroup(TyperGroup):
@@ -153,6 +153,11 @@ def annotate(
 
     n_workers = parse_workers(workers)
     sources = _sources(inputs, text, encoding, errors.value)
+    from edge_finer.outputs import plan_sources
+
+    sources, notes = plan_sources(sources, output)  # outputs inside an input folder; one file named twice
+    for note in notes:
+        sys.stderr.write(_safe(f"warning: {note}") + "\n")
     if output is not None and output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder")
     if resume and (output is None or force):
@@ -472,6 +477,8 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
                         body = render(records, fmt, granularity)  # written chunk by chunk
                     atomic_write(target, body)
                     written[target.resolve()] = source.name
+            except DiskFullError:
+                raise  # every later output would fail too: one error, the run stops
             except (InputError, OutputError) as exc:
                 failed += 1
                 _err(str(exc))

@@ -21,7 +21,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from .errors import InputError, OutputError
+from .errors import DiskFullError, InputError, OutputError
 from .parallel import Local, PoolStats, ordered_map
 
 #: Files larger than this (on disk) are split into chunks of lines across the workers.
@@ -238,6 +238,9 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
                 check_output_target(target, inputs, force)
                 atomic_write(target, _body(spec, first, parts.values))
                 written[target.resolve()] = src.name
+            except DiskFullError:
+                parts.done = True
+                raise  # every later output would fail too: one error, the run stops
             except (InputError, OutputError) as exc:
                 failed += 1
                 cli._err(str(exc))

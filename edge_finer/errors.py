@@ -28,3 +28,8 @@ class InputError(EdgeFinerError):
 
 class OutputError(EdgeFinerError):
     """An output cannot be written without losing data (exists, unwritable, is an input)."""
+
+
+class DiskFullError(OutputError):
+    """The output device is full (or a file size limit was hit): no later output can be written
+    either, so the run stops here; what was written is whole and ``--resume`` finishes it."""

@@ -67,6 +67,10 @@ def _cap(text: str, start: int, end: int, max_chars: int) -> Iterator[tuple[int,
 _BOUNDARY_CHARS = ".!?…।॥؟۔።᱾᱿꯫။\"'”’»)]」』。！？"
 _WHITESPACE = "".join(chr(c) for c in range(0x3100) if re.match(r"\s", chr(c)))
 _MATCHABLE = _BOUNDARY_CHARS + _WHITESPACE
+#: Characters kept before the current sentence for the abbreviation look-back, which decides
+#: on words of a few letters (titles of up to six): a longer word cut to this many letters is
+#: decided the same way.
+_LOOKBACK = 32
 
 
 class SentenceStream:
@@ -77,8 +81,8 @@ class SentenceStream:
     ``finish()`` returns the rest.  The spans equal those of ``iter_sentences`` over the joined
     text exactly (tests/test_giant.py checks it on random texts cut at random places): the
     boundary regex only runs up to the last character no match can hold, a sentence is capped
-    only once its end is known to lie beyond ``max_chars``, and four characters are kept before
-    the kept text for the abbreviation look-back (it decides on words of at most 3 letters).
+    only once its end is known to lie beyond ``max_chars``, and ``_LOOKBACK`` characters are
+    kept before the current sentence for the abbreviation look-back.
     """
 
     def __init__(self, max_chars: int = MAX_SENTENCE_CHARS) -> None:
@@ -89,7 +93,7 @@ class SentenceStream:
         self.scan = 0  # where the boundary scan resumes (in buf)
 
     def feed(self, piece: str, final: bool = False) -> list[tuple[str, int, int, int]]:
-        keep = max(0, self.start - 4)
+        keep = max(0, self.start - _LOOKBACK)
         if keep:
             self.buf, self.base = self.buf[keep:], self.base + keep
             self.start, self.scan = self.start - keep, self.scan - keep

@@ -7,13 +7,14 @@ either the old file or the new one, never half of one, and an input is never a t
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import InputError, OutputError
+from .errors import DiskFullError, InputError, OutputError
 
 ERROR_POLICIES = ("strict", "replace", "ignore", "surrogateescape")
 
@@ -126,6 +127,7 @@ def atomic_write(target: Path, data: str | Iterable[str]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as exc:
+        _raise_if_full(target, exc)
         raise OutputError(f"{target.parent}: cannot write here ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
@@ -143,6 +145,8 @@ def atomic_write(target: Path, data: str | Iterable[str]) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            _raise_if_full(target, exc)
         raise OutputError(f"{target}: cannot write ({getattr(exc, 'strerror', None) or exc})") from None
     except BaseException:
         try:
@@ -150,3 +154,16 @@ def atomic_write(target: Path, data: str | Iterable[str]) -> None:
         except OSError:
             pass
         raise
+
+
+_FULL = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up",
+         errno.EFBIG: "the file size limit is reached"}
+
+
+def _raise_if_full(target: Path, exc: OSError) -> None:
+    """A full device fails every later output too: one error that stops the run and says how
+    to finish it (the partial file is already removed; inputs are never written)."""
+    if exc.errno in _FULL:
+        raise DiskFullError(f"{target}: cannot write: {_FULL[exc.errno]}. Nothing partial was left and the "
+                            "inputs are untouched; free some space, then rerun the same command with --resume "
+                            "to finish") from None
