@@ -7,7 +7,13 @@
 2. memory: RSS over 10,000 documents in streaming mode (drift from document 1,000 to 10,000);
 3. a 50 MB single-line file through ``edge-finer annotate`` (peak RSS, time, exit code);
 4. kill/resume: a batch run killed with SIGKILL at random points, resumed until it finishes,
-   compared byte for byte with an uninterrupted run.
+   compared byte for byte with an uninterrupted run;
+5. hostile bundles: every attack of benchmarks/hostile.py (ONNX graphs, tokenizers and
+   manifests that ask for too much), each loaded and run on a sentence: refused or not, with
+   one line or not, and the time it took to refuse.
+
+The single-line file (3.) is larger than 8 MB, so ``annotate`` streams it (edge_finer/bigfile.py);
+benchmarks/giant_record.py compares the streamed and the whole-text paths size by size.
 
     python -m benchmarks.soak [--examples 100000] [--docs 10000] [--big-mb 50] [--kills 40]
 
@@ -219,8 +225,48 @@ def kill_resume_soak(kills: int, work: Path) -> dict:
             "byte_identical": same, "inputs_unchanged": digest(src) == before}
 
 
+def hostile(work: Path) -> dict:
+    """Build every attack from the tests' tiny bundle and time how long each takes to refuse."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_bundle import make_tiny_bundle
+
+    from benchmarks.hostile import ATTACKS, PROBE_TEXT
+    from edge_finer.annotator import Annotator
+    from edge_finer.bundle import open_bundle
+    from edge_finer.errors import EdgeFinerError
+
+    base = make_tiny_bundle(work / "hostile" / "base")
+    rows = []
+    for attack in ATTACKS:
+        folder = work / "hostile" / attack.name
+        attack.build(base, folder)
+        t0 = time.perf_counter()
+        try:
+            Annotator(open_bundle(folder), threads=1).warm_up().annotate(PROBE_TEXT)
+            refused, message = False, ""
+        except EdgeFinerError as exc:
+            refused, message = True, str(exc)
+        rows.append({"attack": attack.name, "target": attack.target, "what": attack.what, "refused": refused,
+                     "one_line": refused and "\n" not in message and "\x1b" not in message,
+                     "expected_reason": attack.expect in message, "ms": round(1000 * (time.perf_counter() - t0), 1),
+                     "message": message.replace(str(folder), "BUNDLE")[:200]})
+    return {"tried": len(rows), "refused": sum(r["refused"] for r in rows),
+            "one_line": sum(r["one_line"] for r in rows), "attacks": rows}
+
+
 def markdown(res: dict) -> str:
     m, a, r, b, k = res["machine"], res["any_text"], res["streaming"], res["big_line"], res["kill_resume"]
+    h = res.get("hostile")
+    hostile_rows = [] if h is None else [
+        f"| hostile bundles | {h['tried']} attacks tried ({sum(x['target'] == 'model' for x in h['attacks'])} ONNX "
+        f"graphs, {sum(x['target'] == 'tokenizer' for x in h['attacks'])} tokenizers, "
+        f"{sum(x['target'] == 'manifest' for x in h['attacks'])} manifests), {h['refused']} refused, {h['one_line']} "
+        f"with one clean line; slowest refusal {max(x['ms'] for x in h['attacks'])} ms |"]
+    hostile_table = [] if h is None else [
+        "", "Hostile bundles (benchmarks/hostile.py), each loaded and run on one sentence:", "",
+        "| attack | target | what | refused | ms | refusal |", "|---|---|---|---|---:|---|"] + [
+        f"| {x['attack']} | {x['target']} | {x['what']} | {'yes' if x['refused'] else 'NO'} | {x['ms']} | "
+        f"{x['message'].replace('|', '/')} |" for x in h["attacks"]]
     return "\n".join([
         "# Reliability soak", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, onnxruntime {m['onnxruntime']}; "
@@ -234,10 +280,11 @@ def markdown(res: dict) -> str:
         f"{b['entities']:,} entities, {b['output_mb']} MB of jsonl |",
         f"| SIGKILL + --resume | {k['kills']} kills over {k['runs']} runs of a {k['files']}-file batch: outputs "
         f"byte-identical {k['byte_identical']}, inputs unchanged {k['inputs_unchanged']} |",
-        "", "RSS samples (document, MB): " + ", ".join(f"{i}: {v}" for i, v in r["rss_mb"]), ""])
+        *hostile_rows,
+        "", "RSS samples (document, MB): " + ", ".join(f"{i}: {v}" for i, v in r["rss_mb"]), *hostile_table, ""])
 
 
-PARTS = ("streaming", "any_text", "kill_resume", "big_line")
+PARTS = ("streaming", "any_text", "kill_resume", "big_line", "hostile")
 
 
 def main() -> None:
@@ -260,7 +307,7 @@ def main() -> None:
         work = Path(tmp)
         for name, fn in (("streaming", lambda: streaming_rss(args.docs)), ("any_text", lambda: any_text(args.examples)),
                          ("kill_resume", lambda: kill_resume_soak(args.kills, work)),
-                         ("big_line", lambda: big_line(args.big_mb, work))):
+                         ("big_line", lambda: big_line(args.big_mb, work)), ("hostile", lambda: hostile(work))):
             if args.only and name not in args.only:
                 continue
             print(f"{name} ...", flush=True)
