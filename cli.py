@@ -155,7 +155,7 @@ def annotate(
     sources = _sources(inputs, text, encoding, errors.value)
     from edge_finer.outputs import plan_sources
 
-    sources, notes = plan_sources(sources, output)  # outputs inside an input folder; one file named twice
+    sources, notes = plan_sources(sources, output, inputs)  # outputs inside an input folder; one file named twice
     for note in notes:
         sys.stderr.write(_safe(f"warning: {note}") + "\n")
     if output is not None and output.exists() and not output.is_dir():

@@ -19,12 +19,21 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def plan_sources(sources: list[Any], output: Path | None) -> tuple[list[Any], list[str]]:
-    """The sources to annotate, and warnings to print: with ``output``, files inside the
-    output folder are not inputs, and a file named more than once is annotated once."""
+def plan_sources(sources: list[Any], output: Path | None, named: list[str] | None = None
+                 ) -> tuple[list[Any], list[str]]:
+    """The sources to annotate, and warnings to print: with ``output``, files found inside the
+    output folder by walking an input folder are not inputs (a file ``named`` on the command
+    line stays one, and is protected from being overwritten as before), and a file named more
+    than once is annotated once."""
     if output is None:
         return sources, []
     out = output.resolve()
+    explicit = set()
+    for arg in named or []:
+        try:
+            explicit.add(Path(arg).resolve())
+        except (OSError, RuntimeError):
+            pass
     kept, seen, warnings, skipped_outputs = [], {}, [], 0
     for src in sources:
         if src.path is None:
@@ -35,7 +44,7 @@ def plan_sources(sources: list[Any], output: Path | None) -> tuple[list[Any], li
         except (OSError, RuntimeError):  # a symlink loop: read_text reports it
             kept.append(src)
             continue
-        if src.path.is_file() and _inside(resolved, out):
+        if src.path.is_file() and _inside(resolved, out) and resolved not in explicit:
             skipped_outputs += 1
             continue
         if resolved in seen and src.path.is_file():
