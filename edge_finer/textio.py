@@ -156,7 +156,7 @@ def atomic_write(target: Path, data: str | Iterable[str]) -> None:
         raise
 
 
-_FULL = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up",
+_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
          errno.EFBIG: "the file size limit is reached"}
 
 
@@ -164,6 +164,6 @@ def _raise_if_full(target: Path, exc: OSError) -> None:
     """A full device fails every later output too: one error that stops the run and says how
     to finish it (the partial file is already removed; inputs are never written)."""
     if exc.errno in _FULL:
-        raise DiskFullError(f"{target}: cannot write: {_FULL[exc.errno]}. Nothing partial was left and the "
+        raise DiskFullError(f"{target}: cannot write ({exc.strerror or exc}): {_FULL[exc.errno]}. Nothing partial was left and the "
                             "inputs are untouched; free some space, then rerun the same command with --resume "
                             "to finish") from None

@@ -59,7 +59,7 @@ def test_full_disk_stops_with_one_line_and_resume_finishes(tiny_bundle: Path, co
         out = small / "out"
         proc = cli("annotate", corpus, "-b", tiny_bundle, "-f", "jsonl", "-o", out)
         assert proc.returncode == 1
-        assert proc.stderr.count("\n") == 1 and "no space left on the device" in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "No space left on device" in proc.stderr, proc.stderr
         assert "--resume" in proc.stderr and "Traceback" not in proc.stderr
         written = [p.name for p in out.iterdir()]
         assert not [n for n in written if n.endswith(".part")], written
