@@ -279,11 +279,18 @@ class Build:
         ids = special_ids(tok, tok_family)
         label2id = {lab: i for i, lab in enumerate(labels)}
         spec = r.feature_spec()
-        windows = encode(tok, [row["words"] for row in train], [row["tags"] for row in train], label2id,
+        sentences = [(row["words"], row["tags"]) for row in train]
+        if t.mention_replacement > 0:  # training copies only; the dev split that selects is never touched
+            from .augment import replace_mentions
+
+            sentences += replace_mentions(sentences, t.mention_replacement, r.seed)
+        windows = encode(tok, [w for w, _ in sentences], [tags for _, tags in sentences], label2id,
                          r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
         cfg = make_config(t.family, tok.get_vocab_size(), t.layers, t.hidden, t.heads, t.intermediate, labels,
                           r.runtime.max_length, ids, t.dropout, t.kernel)
-        self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows")
+        self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows"
+                      + (f" ({len(sentences) - len(train)} sentences with swapped mentions)"
+                         if len(sentences) > len(train) else ""))
         folders, member_facts = [], []
         scorer = self._dev_scorer(t, tok, ids, labels, spec)  # one encoding of the dev split for all members
         for k in range(t.ensemble):  # members differ only by seed (initialisation and batch order)
@@ -292,13 +299,16 @@ class Build:
             select = self._selector(t, scorer, len(windows), start_at_zero=False)
             model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed + k, self.rep,
                                          features=(spec, r.features.dim) if spec else None,
-                                         word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select)
+                                         word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select,
+                                         form_dropout=t.form_dropout)
             folder = d / ("model" if k == 0 else f"model_{k}")
             model.save_pretrained(str(folder), safe_serialization=True)
             save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
             folders.append(str(folder))
             member_facts.append({"seed": r.seed + k, **facts})
         facts = member_facts[0] if t.ensemble == 1 else {**member_facts[0], "ensemble": member_facts}
+        if len(sentences) > len(train):
+            facts = {**facts, "swapped_mention_sentences": len(sentences) - len(train)}
         write_json(d / "teacher.json", {"folder": folders[0], "members": folders, "family": t.family, "labels": labels,
                                         "origin": "trained from scratch by this build"
                                                   + (f" (an ensemble of {t.ensemble}, different seeds)"
@@ -382,7 +392,7 @@ class Build:
 
     def stage_student(self, d: Path) -> None:
         from .distill import distill, teacher_logits
-        from .encode import encode
+        from .encode import encode, form_columns
         from .student import init_student, student_config, with_features
         from .teacher import count_parameters, load_model
         from .tokenizer_train import load_backend_tokenizer, save_hf_tokenizer
@@ -427,7 +437,9 @@ class Build:
             soft = self._ensemble_targets(soft, info, [row["words"] for row in train] + extra)
         select = self._selector(s, self._dev_scorer(s, tok, ids, labels, spec), len(windows), start_at_zero=True)
         facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep,
-                        word_dropout=s.word_dropout, unk_id=unk_id(tok), select=select)
+                        word_dropout=s.word_dropout, unk_id=unk_id(tok), select=select,
+                        form_dropout=s.form_dropout,
+                        form_columns=form_columns(spec.kinds) if spec is not None else ())
         out = d / "model"
         student.save_pretrained(str(out), safe_serialization=True)
         save_hf_tokenizer(tok, out, info.get("roles") or {}, r.runtime.max_length)

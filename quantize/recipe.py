@@ -80,6 +80,8 @@ class Teacher:
     kernel: int = 3  # cnn: words of context each convolution sees (odd)
     dropout: float = 0.1
     word_dropout: float = 0.0  # share of subword ids replaced by the unknown token while training
+    form_dropout: float = 0.0  # share of whole words hidden while training: ids and form/long-affix features
+    mention_replacement: float = 0.0  # copies (per sentence with a mention) with mentions swapped by type
     epochs: float = 3.0
     max_steps: int = 0  # 0 = epochs decide
     batch_size: int = 16
@@ -112,6 +114,7 @@ class Student:
     alpha: float = 0.5  # weight of gold cross-entropy; 1 - alpha goes to the distillation loss
     dropout: float = 0.1
     word_dropout: float = 0.0  # as teacher.word_dropout, for the student's inputs
+    form_dropout: float = 0.0  # as teacher.form_dropout, for the student's inputs
     epochs: float = 3.0
     max_steps: int = 0
     batch_size: int = 16
@@ -343,6 +346,11 @@ def _check(r: Recipe) -> None:
         raise RecipeError(f"{where}: features.buckets must be in 2..4194304 and features.dim in 1..1024")
     if not (0.0 <= r.teacher.word_dropout < 1.0 and 0.0 <= r.student.word_dropout < 1.0):
         raise RecipeError(f"{where}: word_dropout must be in [0, 1)")
+    if not (0.0 <= r.teacher.form_dropout < 1.0 and 0.0 <= r.student.form_dropout < 1.0):
+        raise RecipeError(f"{where}: form_dropout must be in [0, 1)")
+    if not 0.0 <= r.teacher.mention_replacement <= 4.0:
+        raise RecipeError(f"{where}: teacher.mention_replacement must be between 0 and 4 (copies per sentence "
+                          "with a mention)")
     if not 1 <= r.teacher.ensemble <= 16:
         raise RecipeError(f"{where}: teacher.ensemble must be between 1 and 16")
     if r.teacher.ensemble > 1 and r.teacher.path:
