@@ -64,14 +64,14 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
     how long it trained (same config, one greedy transition per token), its F1 does."""
     from benchmarks.peer_spacy import evaluate as spacy_evaluate, read_conll, train as spacy_train
     from edge_finer.annotator import Annotator
-    from edge_finer.pretokenize import split_words
     from quantize.evaluate import gold_text, score, spans_to_tags
 
     ann = Annotator.load(name, threads=1, threshold=0.0)  # every decoded entity, as the build scores
     manifest = dict(ann.bundle.manifest)
     data = dataset_dir(name)
     dev = read_conll(data / "dev.conll")
-    texts, grids = zip(*(gold_text(toks) for toks, _ in dev))
+    key = ann.bundle.pretokenizer.key  # han-chars: Chinese scored unspaced, as it is written
+    texts, grids = zip(*(gold_text(toks, key) for toks, _ in dev))
     found = ann.annotate_batch(list(texts))
     ours = score([tags for _, tags in dev], [spans_to_tags(e, g) for e, g in zip(found, grids)])
     default_t = float(manifest.get("decoding", {}).get("threshold", 0.0))
@@ -94,7 +94,7 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
                 "f1_from": "committed full-budget run (peer_spacy.py default, 6000 steps)",
                 "speed_peer_steps": spacy_steps}
 
-    n_words = sum(len(split_words(t)) for t in texts)
+    n_words = sum(len(ann.bundle.pretokenizer.split(t)) for t in texts)
     n_gold = sum(len(toks) for toks, _ in dev)
     ours_t, peer_t = [], []
     ann.annotate_batch(list(texts[:64]))
