@@ -21,6 +21,7 @@ from rich.console import Console
 
 from edge_finer.bundle import write_bundle
 from edge_finer.langprofile import ORDERS, PROFILE_FILE, PROFILE_VERSION, TOP_NGRAMS
+from edge_finer.catalogue import is_non_commercial
 from edge_finer.pretokenize import scheme as pretokenizer_scheme
 from edge_finer.version import __version__ as EDGE_FINER_VERSION
 
@@ -654,6 +655,8 @@ class Build:
             "evaluation": evaluation,
             "training_data": self._sources(stats["train_sentences"]),
             "licence": self._licence(),
+            # said outright, not left to a reader's parsing of the licence name (issue 20)
+            "non_commercial": is_non_commercial(self._licence()),
             "built_with": _toolchain(),
             "demo": bool(r.demo),
             "recipe": {"file": _display_path(r.path, r.root), "seed": r.seed},

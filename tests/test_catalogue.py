@@ -68,6 +68,10 @@ def test_pack_writes_an_index_the_runtime_reads(cat: Path, built: Path):
     assert doc["bundles"][0]["non_commercial"] is False
     assert mr["pretokenizer"] == {"name": "edge-finer-words", "version": 1} and mr["format_version"] == 2
     assert writer.check(cat) == []
+    again = writer.pack([built / "tiny-mr"], cat.parent / "again", log=lambda *_: None).parent
+    assert catalogue.load(again).find("tiny-mr").sha256 == mr["sha256"]  # packing is reproducible:
+    head = (cat / mr["archive"]).read_bytes()[:10]
+    assert head[4:8] == b"\0\0\0\0" and not head[3] & 0x08  # no time, no file name in the gzip header
     # repacking a new version replaces the entry and its old archive
     make_tiny_bundle(built.parent / "v2" / "tiny-mr", name="tiny-mr", lang="mr", iso3="mar", version="0.0.2",
                      licence=NC)
@@ -242,3 +246,15 @@ def test_the_wheel_carries_the_default_bundles_only():
     assert on_disk == listed  # package_data globs bundles/*/: an unlisted folder would ship anyway
     total = sum(f.stat().st_size for name in listed for f in (ROOT / "bundles" / name).iterdir() if f.is_file())
     assert total <= 40e6, total
+
+
+def test_manifest_and_model_card_say_non_commercial():
+    from quantize.card import render_card
+
+    m = json.loads((ROOT / "bundles" / "masakhaner2-hau" / "manifest.json").read_text(encoding="utf-8"))
+    m["non_commercial"] = True
+    assert "**NON-COMMERCIAL**" in render_card(m)
+    m["non_commercial"] = False
+    assert "NON-COMMERCIAL" not in render_card(m)
+    res = run("bundles", "info", ROOT / "bundles" / "masakhaner2-hau")
+    assert res.exit_code == 0 and "NON-COMMERCIAL" in res.stdout
