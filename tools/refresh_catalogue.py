@@ -15,16 +15,14 @@ sentences of the dev split its recipe names (the gold tokens joined as the build
 and reports per bundle: loads, share of sentences routed to it, entities found, archive MB.
 Routing here is among the shipped bundles plus that one (what a user has after installing it).
 
-``table`` prints one markdown row per bundle of the default install (``bundles/index.json``) and
-of the catalogue: language, bundle, taxonomy, licence, where it comes from, dev F1 (calibrated),
-spaCy's dev F1, size.
+``table`` prints the README's "Catalogue bundles" table from the index: bundle, language, types,
+licence (non-commercial marked), dev F1 (int8; calibrated threshold), spaCy's dev F1, size.
 
 Run from the repository root with the project's Python (``PYTHONPATH=.``); one core is enough.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -96,32 +94,32 @@ def cmd_verify(names: list[str], out: Path, n: int) -> int:
     return 1 if bad else 0
 
 
-def cmd_table(out: Path) -> int:
-    from edge_finer import catalogue
-    from edge_finer.bundle import open_bundle
+TYPES = {"multiconer2": "MultiCoNER v2: 33 fine types in 6 groups",
+         "il-ner": "IL-NER: person, location, organisation, artifact, number, time",
+         "masakhaner2": "MasakhaNER 2.0: PER, ORG, LOC, DATE",
+         "mahaner": "MahaNER: person, location, organisation, measure, date, time, designation",
+         "everest-ner": "EverestNER: person, location, organisation, event, date"}
 
-    shipped = {r["bundle"]: r for r in json.loads(SHIPPED_JSON.read_text())["results"]} if SHIPPED_JSON.is_file() else {}
-    rows = []
-    pct = lambda v: f"{100 * v:.1f}" if isinstance(v, (int, float)) else "–"  # noqa: E731
-    for entry in json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]:
-        b = open_bundle(ROOT / "bundles" / entry["name"], verify=False)
-        m, r = b.manifest, shipped.get(entry["name"], {})
-        cal = m.get("evaluation", {}).get("threshold_calibration", {})
-        f1 = (r.get("int8", {}).get("calibrated", {}) or {}).get("f1", cal.get("f1"))
-        rows.append((m["language"].get("name", b.language["bcp47"]), b.language["bcp47"], b.name, b.taxonomy,
-                     b.licence, "default install",
-                     pct(f1), pct(r.get("spacy", {}).get("f1")), f"{b.size_bytes() / 1e6:.1f}"))
-    if (out / catalogue.INDEX).is_file():
-        for e in catalogue.load(out).entries:
-            f = e.figures
-            rows.append((e.language_name, e.bcp47, e.name, e.taxonomy, e.licence, "catalogue",
-                         pct(f.get("dev_f1_calibrated", f.get("dev_f1"))), pct(f.get("spacy_dev_f1")),
-                         f"{e.raw.get('bundle_size', e.size) / 1e6:.1f}"))
-    print("| language | code | bundle | taxonomy | licence | where | dev F1 | spaCy dev F1 | MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for row in sorted(rows, key=lambda x: (x[0], x[2])):
-        lic = row[4] + (" (**non-commercial**)" if catalogue.is_non_commercial(row[4]) else "")
-        print("| " + " | ".join((*row[:4], lic, *row[5:])) + " |")
+
+def cmd_table(out: Path) -> int:
+    """The README's "Catalogue bundles" table, figures from the index."""
+    from edge_finer import catalogue
+
+    print("| bundle | language | types | licence | dev F1 int8 (calibrated threshold) | spaCy dev F1 | size |")
+    print("|---|---|---|---|---|---|---|")
+    for e in catalogue.load(out).entries:
+        f = e.figures
+        pre = e.raw.get("pretokenizer") or {}
+        lang = f"{e.language_name} (`{e.bcp47}`" + (", `han-chars` words" if "han-chars" in str(pre.get("name")) else "") + ")"
+        lic = e.licence if len(e.licence) < 30 else e.licence.split(":")[0]
+        lic = f"**{lic} (non-commercial)**" if e.non_commercial else lic
+        f1 = f"{100 * f['dev_f1']:.1f}" if "dev_f1" in f else "–"
+        if "dev_f1_calibrated" in f:
+            f1 += f" ({100 * f['dev_f1_calibrated']:.1f} at {f.get('threshold', 0):.2f})"
+        spacy = f"{100 * f['spacy_dev_f1']:.1f}" if "spacy_dev_f1" in f else "–"
+        size = e.raw.get("bundle_size", e.size) / 1e6
+        types = TYPES.get(e.taxonomy) or f"{e.taxonomy}: {e.raw.get('types', '?')} types"
+        print(f"| `{e.name}` | {lang} | {types} | {lic} | {f1} | {spacy} | {size:.2f} MB |")
     return 0
 
 
