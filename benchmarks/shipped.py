@@ -13,7 +13,8 @@ config) and cached in the work folder.
     python -m benchmarks.shipped [NAMES...] [--work .bench] [--repeats 5] [--merge]
 
 (Assamese, built but not shipped: ``EDGE_FINER_BUNDLES=.build/unshipped python -m benchmarks.shipped
-guit-astourne-as --merge``.)
+guit-astourne-as --merge``; catalogue bundles, built into .build/bundles:
+``EDGE_FINER_BUNDLES=.build/bundles python -m benchmarks.shipped NAMES... --merge``.)
 
 Writes ``benchmarks/results/shipped.json`` and ``benchmarks/results/shipped.md``.
 """
@@ -164,11 +165,14 @@ def markdown(results: list[dict], mach: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     shipped = {b["name"] for b in json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]}
+    cat_index = ROOT / "catalogue" / "index.json"
+    catalogue = {b["name"] for b in json.loads(cat_index.read_text())["bundles"]} if cat_index.is_file() else set()
     before = previous_f1()
     for r in results:
         b = r["build"]
         f = lambda d, k: f"{100 * d[k]['f1']:.1f}" if k in d else "–"  # noqa: E731
-        name = r["bundle"] if r["bundle"] in shipped else f"{r['bundle']} (built, not shipped)"
+        name = (r["bundle"] if r["bundle"] in shipped else f"{r['bundle']} (catalogue)" if r["bundle"] in catalogue
+                else f"{r['bundle']} (built, not shipped)")
         prev = f"{100 * before[r['bundle']]:.1f}" if r["bundle"] in before else "–"
         lines.append(
             f"| {name} | {prev} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "

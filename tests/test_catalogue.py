@@ -258,3 +258,36 @@ def test_manifest_and_model_card_say_non_commercial():
     assert "NON-COMMERCIAL" not in render_card(m)
     res = run("bundles", "info", ROOT / "bundles" / "masakhaner2-hau")
     assert res.exit_code == 0 and "NON-COMMERCIAL" in res.stdout
+
+
+COVERAGE = ["multiconer2-de", "multiconer2-sv", "multiconer2-zh", "il-ner-te", "il-ner-ur", "mahaner-mr",
+            "everest-ner-ne"] + [f"masakhaner2-{c}" for c in "bam bbj ewe fon ibo kin lug luo mos nya pcm sna tsn twi "
+                                                           "wol xho zul".split()]
+
+
+@pytest.mark.parametrize("name", COVERAGE)
+def test_every_coverage_language_has_a_v3_recipe_outside_the_wheel(name: str):
+    from quantize.recipe import load_recipe
+
+    r = load_recipe(ROOT / "recipes" / f"{name}.toml")
+    assert r.name == name and r.output == ".build/bundles"  # never bundles/: that folder is the wheel's
+    assert r.teacher.family == "cnn" and r.features.enabled and r.runtime.calibrate_threshold
+    assert r.teacher.select_on_dev and r.student.select_on_dev and r.teacher.ensemble == 3
+    assert r.training_data and r.licence == r.training_data[0].licence
+    assert catalogue.is_non_commercial(r.licence) == name.startswith(("masakhaner2", "mahaner", "everest"))
+    assert ("NON-COMMERCIAL" in r.description) == catalogue.is_non_commercial(r.licence)
+    assert r.pretokenizer == ("han-chars" if name.endswith("-zh") else "words")
+
+
+REPO_CATALOGUE = ROOT / "catalogue"
+
+
+@pytest.mark.skipif(not (REPO_CATALOGUE / "index.json").is_file(), reason="no catalogue/ packed in this checkout")
+def test_the_repository_catalogue_is_intact_and_every_bundle_installs_and_annotates():
+    assert writer.check(REPO_CATALOGUE) == []
+    cat = catalogue.load(REPO_CATALOGUE)
+    for e in cat.entries:
+        assert e.licence and e.raw["bundle_size"] <= 5e6 and (ROOT / "recipes" / f"{e.name}.toml").is_file(), e.name
+        b = catalogue.install(e.name, REPO_CATALOGUE)
+        Annotator(b, threads=1).warm_up()
+        shutil.rmtree(b.path)
