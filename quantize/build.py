@@ -21,7 +21,8 @@ from rich.console import Console
 
 from edge_finer.bundle import write_bundle
 from edge_finer.langprofile import ORDERS, PROFILE_FILE, PROFILE_VERSION, TOP_NGRAMS
-from edge_finer.pretokenize import PRETOKENIZER
+from edge_finer.catalogue import is_non_commercial
+from edge_finer.pretokenize import scheme as pretokenizer_scheme
 from edge_finer.version import __version__ as EDGE_FINER_VERSION
 
 from .data import (Sentence, check_types, drop_types, read_annotated, read_unlabelled, to_model_words, types_in)
@@ -105,7 +106,9 @@ class Build:
         self.rep.console.print(f"[bold]building[/] {self.r.name} {self.r.version} from {self.r.path}"
                                f"\n    work folder {self.work.root}; {self.threads} thread(s)")
         plan: list[tuple[str, list[Any], Callable[[Path], None]]] = [
-            ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input], self.stage_data),
+            # the scheme only when not the default, so that work folders of earlier builds stay valid
+            ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input]
+             + ([r.pretokenizer] if r.pretokenizer != "words" else []), self.stage_data),
             ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input]
              + ([r.features] if r.features.enabled else []), self.stage_teacher),
             ("trim", [r.trim], self.stage_trim),
@@ -170,8 +173,8 @@ class Build:
                             f"{r.taxonomy.name!r}")
         train: list[Sentence] = []
         for p in r.data.train:
-            train += read_annotated(r.resolve(p), r.data.format, r.data.scheme)
-        evals = read_annotated(r.resolve(r.data.eval), r.data.format, r.data.scheme)
+            train += read_annotated(r.resolve(p), r.data.format, r.data.scheme, r.pretokenizer)
+        evals = read_annotated(r.resolve(r.data.eval), r.data.format, r.data.scheme, r.pretokenizer)
         if r.data.drop_types:
             dropped = drop_types(train, r.data.drop_types) + drop_types(evals, r.data.drop_types)
             self.rep.note(f"{dropped} tags of types {sorted(r.data.drop_types)} set to O (recipe drop_types)")
@@ -188,7 +191,7 @@ class Build:
             raise DataError(f"{r.resolve(r.data.eval)}: no evaluation sentences")
         unlabelled: list[list[str]] = []
         for p in r.data.unlabelled:
-            unlabelled += read_unlabelled(r.resolve(p), r.data.format)
+            unlabelled += read_unlabelled(r.resolve(p), r.data.format, r.pretokenizer)
         unlabelled = [ws for ws in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if ws]
         if teacher_labels:
             labels = list(teacher_labels)
@@ -198,7 +201,7 @@ class Build:
             labels = ["O"] + [f"{p}-{t}" for t in order for p in ("B", "I")]
         types = [lab[2:] for lab in labels if lab.startswith("B-")]
         types += [lab[2:] for lab in labels if lab.startswith("I-") and lab[2:] not in types]
-        model_train = [to_model_words(s) for s in train]
+        model_train = [to_model_words(s, r.pretokenizer) for s in train]
         write_jsonl(d / "train.jsonl", [{"words": s.tokens, "tags": s.tags} for s in model_train if s.tokens])
         write_jsonl(d / "eval.jsonl", [{"tokens": s.tokens, "tags": s.tags, "where": s.where()} for s in evals])
         write_jsonl(d / "unlabelled.jsonl", [{"words": ws} for ws in unlabelled])
@@ -330,7 +333,8 @@ class Build:
         from .selection import DevScorer
 
         known = {lab[2:] for lab in labels if lab != "O"}
-        evals = [to_model_words(Sentence(row["tokens"], [t if t == "O" or t[2:] in known else "O" for t in row["tags"]]))
+        evals = [to_model_words(Sentence(row["tokens"], [t if t == "O" or t[2:] in known else "O" for t in row["tags"]]),
+                                self.r.pretokenizer)
                  for row in read_jsonl(self.work.path("data") / "eval.jsonl")]
         evals = [e for e in evals if e.tokens]
         windows = encode(tok, [e.tokens for e in evals], None, None, self.r.runtime.max_length,
@@ -366,7 +370,7 @@ class Build:
         corpus = [row["words"] for row in read_jsonl(self.work.path("data") / "train.jsonl")]
         corpus += [row["words"] for row in read_jsonl(self.work.path("data") / "unlabelled.jsonl")]
         if r.trim.include_eval:
-            corpus += [to_model_words(Sentence(row["tokens"], row["tags"])).tokens
+            corpus += [to_model_words(Sentence(row["tokens"], row["tags"]), r.pretokenizer).tokens
                        for row in read_jsonl(self.work.path("data") / "eval.jsonl")]
         keep = plan_keep(tok, corpus, r.trim.chars, info["special"]["pad_id"])
         new_tok = rewrite_tokenizer(tok, keep)
@@ -568,7 +572,7 @@ class Build:
                           f"R {res.scores['recall']:.4f}), {res.scores['words_per_second']:,.0f} words/s")
             if name == "student_int8" and r.runtime.calibrate_threshold:
                 results["threshold_calibration"] = {
-                    "split": r.data.eval_split, **calibrate_threshold(res.entities, sentences)}
+                    "split": r.data.eval_split, **calibrate_threshold(res.entities, sentences, r.pretokenizer)}
                 cal = results["threshold_calibration"]
                 self.rep.note(f"threshold {cal['threshold']:.2f}: F1 {cal['f1_at_zero']:.4f} at 0 → {cal['f1']:.4f}")
         for name, _, _, _ in systems[1:]:
@@ -619,7 +623,7 @@ class Build:
             "language": {"bcp47": r.language.bcp47, "iso639_3": r.language.iso639_3,
                          "name": r.language.name, "scripts": list(r.language.scripts)},
             "taxonomy": {"name": r.taxonomy.name, "types": lab["types"], "coarse": lab["coarse"]},
-            "labels": lab["labels"], "pretokenizer": dict(PRETOKENIZER),
+            "labels": lab["labels"], "pretokenizer": pretokenizer_scheme(r.pretokenizer).manifest(),
             "max_length": r.runtime.max_length, "stride": r.runtime.stride,
             "input": {"bos_id": ids["bos_id"], "eos_id": ids["eos_id"], "pad_id": ids["pad_id"], "names": names},
             "decoding": {"aggregation": r.runtime.aggregation, "threshold": r.runtime.threshold},
@@ -663,6 +667,8 @@ class Build:
             "evaluation": evaluation,
             "training_data": self._sources(stats["train_sentences"]),
             "licence": self._licence(),
+            # said outright, not left to a reader's parsing of the licence name (issue 20)
+            "non_commercial": is_non_commercial(self._licence()),
             "built_with": _toolchain(),
             "demo": bool(r.demo),
             "recipe": {"file": _display_path(r.path, r.root), "seed": r.seed},

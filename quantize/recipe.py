@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edge_finer.features import KINDS as FEATURE_KINDS
+from edge_finer.pretokenize import scheme as pretokenizer_scheme
 
 from .errors import RecipeError
 
@@ -187,6 +188,7 @@ class Recipe:
     description: str = ""
     output: str = "bundles"  # parent folder of the bundle, relative to root
     work: str = ""  # work folder, relative to root; default .work/<name>
+    pretokenizer: str = "words"  # word pre-tokenisation (edge_finer.pretokenize.SCHEMES): words | han-chars
     language: Language = field(default_factory=Language)
     taxonomy: Taxonomy = field(default_factory=Taxonomy)
     data: Data = field(default_factory=Data)
@@ -220,7 +222,7 @@ _SECTIONS: dict[str, type] = {
     "evaluation": Evaluation,
 }
 _TOP = {"name": str, "version": str, "seed": int, "threads": int, "demo": bool, "licence": str, "description": str,
-        "output": str, "work": str, "root": str}
+        "output": str, "work": str, "root": str, "pretokenizer": str}
 _CHOICES = {
     ("data", "format"): ("auto", "conll", "jsonl"),
     ("data", "scheme"): ("auto", "iob2", "iob1", "bilou", "iobes", "io"),
@@ -316,6 +318,10 @@ def _check(r: Recipe) -> None:
     where = str(r.path)
     if not r.language.bcp47:
         raise RecipeError(f"{where}: language.bcp47 is required")
+    try:
+        pretokenizer_scheme(r.pretokenizer)
+    except ValueError as exc:
+        raise RecipeError(f"{where}: pretokenizer: {exc}") from None
     if not r.taxonomy.name:
         raise RecipeError(f"{where}: taxonomy.name is required")
     if not r.data.train:
