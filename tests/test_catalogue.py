@@ -272,7 +272,7 @@ def test_every_coverage_language_has_a_v3_recipe_outside_the_wheel(name: str):
     r = load_recipe(ROOT / "recipes" / f"{name}.toml")
     assert r.name == name and r.output == ".build/bundles"  # never bundles/: that folder is the wheel's
     assert r.teacher.family == "cnn" and r.features.enabled and r.runtime.calibrate_threshold
-    assert r.teacher.select_on_dev and r.student.select_on_dev and r.teacher.ensemble == 3
+    assert r.teacher.select_on_dev and r.student.select_on_dev and r.teacher.ensemble >= 2
     assert r.training_data and r.licence == r.training_data[0].licence
     assert catalogue.is_non_commercial(r.licence) == name.startswith(("masakhaner2", "mahaner", "everest"))
     assert ("NON-COMMERCIAL" in r.description) == catalogue.is_non_commercial(r.licence)
