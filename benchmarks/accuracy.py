@@ -82,14 +82,9 @@ SPACY_FROM = {"masakhaner2/swa": "masakhaner2-swa", "masakhaner2/hau": "masakhan
 def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int = 0) -> dict[str, Any]:
     """Train ``variant`` on ``dataset`` for ``minutes`` (one thread) and score it on dev; with
     ``steps`` > 0, for that many optimiser steps instead (equal work whatever else runs)."""
-    import numpy as np
-    import torch
-
-    from edge_finer.decoding import LabelScheme, viterbi
     from edge_finer.features import FeatureSpec
     from quantize.data import read_annotated, to_model_words
-    from quantize.encode import batches, encode
-    from quantize.evaluate import score
+    from quantize.encode import encode
     from quantize.featured import forward_kwargs
     from quantize.progress import Reporter
     from quantize.teacher import count_parameters, make_config, train_teacher
@@ -122,13 +117,15 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
                       v["dropout"], v.get("kernel", 3))
     sched = Schedule(epochs=1000, max_steps=steps, batch_size=32, learning_rate=5e-4, warmup=0.06,
                      weight_decay=0.01, max_minutes=0 if steps else minutes / 2 if family else minutes)
+    from quantize.selection import BestCheckpoint, DevScorer
+
+    # the pipeline's own dev scorer (quantize.selection): word grid, overlapping windows averaged,
+    # constrained Viterbi, seqeval strict IOB2 — for checkpoint selection and the final figure alike
+    scorer = DevScorer(encode(tok, [s.tokens for s in dev], None, None, 128, 32, ids["bos_id"], ids["eos_id"],
+                              features=spec), [s.tags for s in dev], labels, ids["pad_id"],
+                       lambda m, b: m(**forward_kwargs(m, b)).logits)
     select = None
     if v.get("select"):
-        from quantize.selection import BestCheckpoint, DevScorer
-
-        scorer = DevScorer(encode(tok, [s.tokens for s in dev], None, None, 128, 32, ids["bos_id"], ids["eos_id"],
-                                  features=spec), [s.tags for s in dev], labels, ids["pad_id"],
-                           lambda m, b: m(**forward_kwargs(m, b)).logits)
         per_epoch = -(-len(train) // 32)
         select = BestCheckpoint(scorer, per_epoch, start=per_epoch)
     train_windows = enc(family or train)
@@ -150,23 +147,11 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
                     lambda m, b, _: m(**forward_kwargs(m, b), labels=b["labels"]).loss, Reporter(None, 1), "target")
         facts["steps"] += first
         facts["family_sentences"] = len(family)
-    scheme = LabelScheme.from_labels(labels)
-    gold, pred = [], []
     model.eval()
-    with torch.no_grad():
-        for s in dev:  # one sentence at a time: its windows, owned words in order
-            windows = enc([s])
-            rows = []
-            for _, batch in batches(windows, 64, ids["pad_id"], None):
-                logp = torch.log_softmax(model(**forward_kwargs(model, batch)).logits, -1)
-                rows += [logp[r][batch["first"][r]].numpy() for r in range(logp.shape[0])]
-            logp_words = np.concatenate(rows)[:len(s.tokens)] if rows else np.zeros((0, len(labels)))
-            pred.append([labels[t] for t in viterbi(logp_words, scheme)] if len(logp_words) == len(s.tokens)
-                        else ["O"] * len(s.tokens))
-            gold.append(s.tags)
+    f1 = scorer(model)
     return {"dataset": dataset, "variant": variant, "minutes": minutes, "threads": 1, "seed": seed,
             "step_budget": steps,
-            "dev_f1": score(gold, pred)["f1"], "parameters": count_parameters(model), **facts}
+            "dev_f1": round(f1, 4), "scorer": "quantize.selection.DevScorer", "parameters": count_parameters(model), **facts}
 
 
 def budget_tag(minutes: float, steps: int = 0) -> str:
