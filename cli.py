@@ -597,6 +597,10 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
                         body = _table_text(records, granularity)
                     elif fmt in DOCUMENT_FORMATS:
                         body = _document_body(fmt, source.name, records, granularity, text)
+                        if fmt == "spacy":
+                            from edge_finer.exports import to_docbin
+
+                            body = to_docbin([body])
                     elif fmt == "brat":  # a brat collection: the text each .ann indexes beside it
                         records = list(records)
                         txt = target.with_suffix(".txt")
