@@ -40,10 +40,11 @@ def _is_mark(ch: str) -> bool:
     return unicodedata.category(ch)[0] == "M"
 
 
-def _is_abbreviation(text: str, dot: int) -> bool:
+def _is_abbreviation(text: str, dot: int, after: int) -> bool:
     """True when the '.' at ``dot`` most likely ends an abbreviation or initial (Dr. J. U.S.
     Prof. डॉ.): a single letter, a short capitalised word, a known title, or a word of at most
-    three letters in a script whose sentences end with a danda (there '.' marks abbreviations)."""
+    three letters in a script whose sentences end with a danda (there '.' marks abbreviations)
+    when the text goes on in that script at ``after``."""
     i = dot
     while i > 0 and (text[i - 1].isalpha() or _is_mark(text[i - 1])):
         i -= 1
@@ -55,7 +56,7 @@ def _is_abbreviation(text: str, dot: int) -> bool:
         return True
     if word.isascii() or not any(_is_mark(ch) for ch in word) and word[0].upper() != word[0].lower():
         return (len(word) <= 3 and word[0].isupper() and word[1:].islower()) or word.lower() in _TITLES
-    return letters <= 3 and _danda_script(word[0])
+    return letters <= 3 and _danda_script(word[0]) and after < len(text) and _danda_script(text[after])
 
 
 def _danda_script(ch: str) -> bool:
@@ -68,7 +69,7 @@ def iter_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> Iterator[t
     """Yield ``(start, end)`` spans that cover every non-space character of ``text`` once."""
     start = 0
     for m in _BOUNDARY.finditer(text):
-        if text[m.start()] == "." and m.end() - m.start() and _is_abbreviation(text, m.start()) \
+        if text[m.start()] == "." and m.end() - m.start() and _is_abbreviation(text, m.start(), m.end()) \
                 and text[m.start():m.end()].strip() == ".":
             continue
         yield from _cap(text, start, m.end(), max_chars)

@@ -472,3 +472,10 @@ def test_progress_counts_bytes_within_one_file():
         pass
     assert len(bar.steps) == 10, "one big file moves the bar line by line"
     assert abs(sum(bar.steps) - 1000 * 10 / 11) < 1e-6 and done[0] == sum(bar.steps)
+
+
+def test_pre_tokenised_input_with_workers_runs_in_one_process(bundles_env, conll_file: Path):
+    one = ok(run("annotate", conll_file, "-i", "conll", "-b", "tiny-en", "-f", "conll"))
+    res = run("annotate", conll_file, "-i", "conll", "-b", "tiny-en", "-f", "conll", "--workers", "2")
+    assert res.exit_code == 0 and res.stdout == one
+    assert "warning: --workers: --input-format conll runs in one process" in res.stderr
