@@ -47,7 +47,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-bundles_app = typer.Typer(help="List, inspect, verify, install, remove and pack bundles.",
+bundles_app = typer.Typer(help="List, inspect, verify, install, remove and pack bundles; browse the catalogue.",
                           no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(bundles_app, name="bundles")
 
@@ -839,16 +839,88 @@ def bundles_verify(refs: List[str] = typer.Argument(None, help="Bundles to verif
         raise typer.Exit(1)
 
 
+@bundles_app.command("available")
+def bundles_available(
+    source: Optional[Path] = typer.Option(None, "--from", metavar="DIR",
+                                          help="Catalogue folder [default: $EDGE_FINER_CATALOGUE, else the "
+                                               "source checkout's catalogue/]."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Bundles in the catalogue (installable offline with `bundles install NAME`)."""
+    import json
+
+    from edge_finer.catalogue import load
+    from edge_finer.registry import installed
+
+    cat = load(source)
+    have = {b.name: f"{b.manifest.get('version', '?')} ({b.source})" for b in installed()}
+    rows = [_catalogue_row(e, have) for e in cat.entries]
+    if as_json or not sys.stdout.isatty():
+        typer.echo(json.dumps({"catalogue": str(cat.folder), "bundles": rows}, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(header_style="bold", title=f"catalogue {cat.folder}")
+    for col in ("name", "language", "taxonomy", "licence", "MB", "dev F1", "spaCy F1", "words/s", "installed"):
+        table.add_column(col, justify="right" if col in ("MB", "dev F1", "spaCy F1", "words/s") else "left")
+    pct = lambda v: f"{100 * v:.1f}" if isinstance(v, (int, float)) else "–"  # noqa: E731
+    for r in rows:
+        licence = r["licence"] + (" NON-COMMERCIAL" if r["non_commercial"] else "")
+        wps = f"{r['words_per_second']:,.0f}" if isinstance(r["words_per_second"], (int, float)) else "–"
+        cells = (r["name"], f"{r['language']} ({r['language_name']})", r["taxonomy"], licence,
+                 f"{r['size'] / 1e6:.2f}", pct(r["dev_f1_calibrated"] if r["dev_f1_calibrated"] is not None
+                                               else r["dev_f1"]), pct(r["spacy_dev_f1"]), wps, r["installed"] or "–")
+        table.add_row(*(Text(str(c), style="yellow" if c == licence and r["non_commercial"] else "") for c in cells))
+    console = Console(highlight=False)
+    console.print(table if rows else f"the catalogue {cat.folder} lists no bundles", markup=False)
+    if rows:
+        console.print("dev F1: the int8 bundle at its default (calibrated) threshold on the dev split; spaCy F1: "
+                      "spaCy's CPU pipeline trained on the same data (benchmarks/results/shipped.md)", markup=False)
+        console.print("install one with: edge-finer bundles install NAME" + (f" --from {source}" if source else ""),
+                      markup=False)
+        if any(r["non_commercial"] for r in rows):
+            console.print("NON-COMMERCIAL: the training data of those bundles forbids commercial use.", markup=False)
+
+
+def _catalogue_row(e, have: dict) -> dict:
+    f = e.figures
+    return {"name": e.name, "version": e.version, "language": e.bcp47, "language_name": e.language_name,
+            "taxonomy": e.taxonomy, "licence": e.licence, "non_commercial": e.non_commercial,
+            "size": e.size, "sha256": e.sha256, "archive": e.archive,
+            "dev_f1": f.get("dev_f1"), "dev_f1_calibrated": f.get("dev_f1_calibrated"),
+            "spacy_dev_f1": f.get("spacy_dev_f1"),
+            "words_per_second": f.get("words_per_second"), "installed": have.get(e.name)}
+
+
 @bundles_app.command("install")
 def bundles_install(
-    source: Path = typer.Argument(..., help="A bundle folder or a .tar.gz archive."),
+    source: str = typer.Argument(..., help="A catalogue bundle name, a bundle folder or a .tar.gz archive."),
+    catalogue: Optional[Path] = typer.Option(None, "--from", metavar="DIR",
+                                             help="Install NAME from this catalogue folder (a copy of the "
+                                                  "repository's catalogue/: USB stick, LAN share) [default: "
+                                                  "$EDGE_FINER_CATALOGUE, else the source checkout's catalogue/]."),
     force: bool = typer.Option(False, "--force", help="Replace an installed bundle of the same name."),
 ) -> None:
-    """Verify a bundle and copy it into the user data folder."""
-    from edge_finer.registry import install
+    """Install a bundle: by name from the catalogue (sha256 checked before unpacking), or a folder or archive."""
+    import os
 
-    b = install(source, force=force)
+    from edge_finer import catalogue as cat
+    from edge_finer.errors import BundleNotFound
+    from edge_finer.registry import ARCHIVE_SUFFIXES, install
+    from edge_finer.service import is_non_commercial
+
+    path = Path(source).expanduser()
+    by_name = catalogue is not None or (not path.exists() and os.sep not in source and "/" not in source
+                                        and not source.startswith(".") and not source.endswith(ARCHIVE_SUFFIXES))
+    if by_name and catalogue is None and cat.default_dir() is None:
+        raise BundleNotFound(f"{source}: no such bundle folder or archive, and no catalogue to install it from by "
+                             f"name (pass --from DIR, a copy of the repository's catalogue/, or set {cat.ENV_VAR})")
+    b = cat.install(source, catalogue, force=force) if by_name else install(path, force=force)
     typer.echo(f"installed {b.name} {b.version} ({b.licence}) to {b.path}")
+    if is_non_commercial(b.licence):
+        typer.echo("NON-COMMERCIAL: this bundle's training data forbids commercial use.")
 
 
 @bundles_app.command("remove")

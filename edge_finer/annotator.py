@@ -22,7 +22,6 @@ from .decoding import AGGREGATIONS, LabelScheme, aggregate, decode_flat, spans_f
 from .entity import Entity
 from .errors import BundleError, EdgeFinerError
 from .features import WordFeaturizer
-from .pretokenize import _WORD
 from .segment import iter_sentences
 from .subwords import WordEncoder
 from .windows import owned_windows
@@ -90,6 +89,7 @@ class Annotator:
         except ValueError as exc:
             raise BundleError(f"{bundle.path}: {exc}") from None
         self._featurizer = WordFeaturizer(spec) if spec is not None else None
+        self._split = bundle.pretokenizer.pattern  # the scheme the model was trained on
         self._tokenizer: Any = None
         self._words: Any = None
         self._init_lock = threading.Lock()
@@ -253,7 +253,7 @@ class Annotator:
         sentence, per-sentence numpy calls cost more than the model's own glue.
         """
         if word_spans is None:
-            word_spans = [[m.span() for m in _WORD.finditer(text, a, b)] for text, a, b in sentences]
+            word_spans = [[m.span() for m in self._split.finditer(text, a, b)] for text, a, b in sentences]
         offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
         np.cumsum([len(w) for w in word_spans], out=offsets[1:])
         out: list[list[Entity]] = [[] for _ in sentences]

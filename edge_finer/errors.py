@@ -28,3 +28,8 @@ class InputError(EdgeFinerError):
 
 class OutputError(EdgeFinerError):
     """An output cannot be written without losing data (exists, unwritable, is an input)."""
+
+
+class CatalogueError(BundleError):
+    """A catalogue folder or index is missing or malformed, or an archive in it does not match
+    its index entry; nothing was installed."""

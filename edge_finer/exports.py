@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 from .errors import EdgeFinerError
-from .formats import Record, TokenRecord, label_of
-from .pretokenize import split_words
+from .formats import Record, TokenRecord, _grid, label_of
 from .segment import iter_sentences
 
 NAMED_ENTITY = "de.tudarmstadt.ukp.dkpro.core.api.ner.type.NamedEntity"
@@ -74,7 +73,7 @@ def document(name: str, records: Iterable[Record], granularity: str = "fine", te
             if toks:
                 doc.sentences.append((toks[0][0], toks[-1][1]))
         else:
-            words = [(rec.offset + a, rec.offset + b) for a, b in split_words(rec.text)]
+            words = [(rec.offset + a, rec.offset + b) for a, b in _grid(rec.text, rec.entities)]
             toks = words
             k = 0
             for a, b in iter_sentences(rec.text):
@@ -244,7 +243,7 @@ def doc_tokens(text: str, spans: Sequence[tuple[int, int]], start: int = 0, end:
 
 
 def _record_tokens(rec: Record) -> list[tuple[int, int]]:
-    return list(rec.spans) if isinstance(rec, TokenRecord) else split_words(rec.text)
+    return list(rec.spans) if isinstance(rec, TokenRecord) else _grid(rec.text, rec.entities)
 
 
 def spacy_jsonl_chunks(rec: Record, granularity: str) -> Iterator[str]:

@@ -18,6 +18,7 @@ annotation tools (``xmi``, ``webanno``, ``spacy``, ``spacy-jsonl``, ``hf``) are 
 """
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -125,11 +126,28 @@ def token_conll(rec: TokenRecord, granularity: str) -> Iterator[str]:
         yield "\n"
 
 
+def _grid(text: str, entities: Sequence[Entity]) -> list[tuple[int, int]]:
+    """The default word grid of ``text``, with a word cut wherever an entity starts or ends
+    inside it.  A bundle whose scheme cuts finer (``han-chars``: each Han character a word)
+    finds entities inside a default word; cutting there keeps every entity whole in the rows
+    without the writer having to know which scheme the annotator used."""
+    words = split_words(text)
+    cuts = sorted({p for e in entities for p in (e.start, e.end)})
+    if not cuts:
+        return words
+    out: list[tuple[int, int]] = []
+    for s, e in words:
+        inner = cuts[bisect.bisect_right(cuts, s):bisect.bisect_left(cuts, e)]
+        for a, b in zip([s] + inner, inner + [e]):
+            out.append((a, b))
+    return out
+
+
 def conll(rec: Record, granularity: str) -> Iterator[str]:
     if isinstance(rec, TokenRecord):
         yield from token_conll(rec, granularity)
         return
-    words = split_words(rec.text)
+    words = _grid(rec.text, rec.entities)
     if not words:
         return
     tags = ["O"] * len(words)

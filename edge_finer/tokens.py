@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from .entity import Entity
 from .errors import EdgeFinerError
-from .pretokenize import _WORD
 
 if TYPE_CHECKING:  # pragma: no cover
     from .annotator import Annotator
@@ -80,6 +79,7 @@ def stream_tokens(annotator: "Annotator", sentences: Iterable[Sequence[str]]) ->
     from .annotator import SENTENCES_PER_CHUNK
 
     annotator._ensure_ready()
+    split = annotator._split  # the bundle's own word scheme, inside each token
     chunk: list[tuple[str, list[tuple[int, int]], list[tuple[int, int]]]] = []
 
     def run() -> Iterator[list[Entity]]:
@@ -90,7 +90,7 @@ def stream_tokens(annotator: "Annotator", sentences: Iterable[Sequence[str]]) ->
 
     for tokens in sentences:
         text, spans = joined(_check(tokens))
-        words = [m.span() for a, b in spans for m in _WORD.finditer(text, a, b)]
+        words = [m.span() for a, b in spans for m in split.finditer(text, a, b)]
         chunk.append((text, spans, words))
         if len(chunk) >= SENTENCES_PER_CHUNK:
             yield from run()

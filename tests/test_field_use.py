@@ -479,3 +479,28 @@ def test_pre_tokenised_input_with_workers_runs_in_one_process(bundles_env, conll
     res = run("annotate", conll_file, "-i", "conll", "-b", "tiny-en", "-f", "conll", "--workers", "2")
     assert res.exit_code == 0 and res.stdout == one
     assert "warning: --workers: --input-format conll runs in one process" in res.stderr
+
+
+def test_bundle_word_scheme_is_used_inside_tokens_and_by_exports(tmp_path: Path):
+    """A han-chars bundle (each Han character a word) sees 李白住 as three words inside the
+    one token; the text exports cut their tokens at entity edges, so spaCy takes every span."""
+    pytest.importorskip("spacy")
+    from spacy.tokens import Doc
+    from spacy.vocab import Vocab
+
+    from edge_finer import exports
+    from edge_finer.formats import Record
+    from tiny_bundle import make_tiny_bundle
+
+    han = make_tiny_bundle(tmp_path / "tiny-zh", name="tiny-zh", lang="zh", iso3="zho", scripts=("Hani",),
+                           pretokenizer="han-chars", gazetteer={"北": "B-LOC", "京": "I-LOC", "李": "B-PER", "白": "I-PER"})
+    ann = Annotator(open_bundle(han))
+    ents = ann.annotate_tokens(["李白住", "在", "北京。"])
+    assert [(e.text, e.label) for e in ents] == [("李白住", "PER"), ("北京。", "LOC")], "whole tokens"
+    text = "李白住在北京。"
+    rec = Record("x", 1, 0, text, ann.annotate(text))
+    line = json.loads("".join(exports.spacy_jsonl_chunks(rec, "fine")))
+    doc = Doc(Vocab(), words=[t["text"] for t in line["tokens"]], spaces=[t["ws"] for t in line["tokens"]])
+    assert [doc.char_span(s["start"], s["end"]).text for s in line["spans"]] == ["李白", "北京"]
+    rows = exports.to_webanno(exports.document("x", [rec], text=text)).split("#Text=")[1].splitlines()[1:]
+    assert [r.split("\t")[2:4] for r in rows] == [["李白", "PER"], ["住在", "_"], ["北京", "LOC"], ["。", "_"]]

@@ -310,8 +310,9 @@ def test_language_names_codes_and_recipes():
     assert canonical("xx-Latn") == "xx-latn" and name_of("bho") == "Bhojpuri" and name_of("qq") == "qq"
     assert recipe_for("as") == "recipes/guit-astourne-as.toml"  # a recipe exists: it is named
     assert "`edge-finer build recipes/guit-astourne-as.toml`" in no_bundle_line("as")
-    assert recipe_for("mr") is None and "`edge-finer build RECIPE.toml` (see README, 'Building bundles')" in \
-        no_bundle_line("mr")
+    assert recipe_for("mr") == "recipes/mahaner-mr.toml"
+    assert recipe_for("bho") is None and "`edge-finer build RECIPE.toml` (see README, 'Building bundles')" in \
+        no_bundle_line("bho")
 
 
 TEXTS = st.text(st.sampled_from(list("abc xyzÄß.!\u0301\u093fदिल्ली১২ 7\n\t")) | st.characters(codec=None), max_size=60)
