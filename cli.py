@@ -42,10 +42,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup mode read every "[default: ...]" in our help texts as a
+    # markup tag and dropped it.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-bundles_app = typer.Typer(help="List, inspect, verify, install, remove and pack bundles.",
-                          no_args_is_help=True)
+bundles_app = typer.Typer(help="List, inspect, verify, install, remove and pack bundles; browse the catalogue.",
+                          no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(bundles_app, name="bundles")
 
 
@@ -55,6 +58,18 @@ class Fmt(str, Enum):
     conll = "conll"
     brat = "brat"
     tsv = "tsv"
+    xmi = "xmi"
+    webanno = "webanno"
+    spacy = "spacy"
+    spacy_jsonl = "spacy-jsonl"
+    hf = "hf"
+
+
+class InputFormat(str, Enum):
+    text = "text"
+    conll = "conll"
+    tsv = "tsv"
+    jsonl = "jsonl"
 
 
 class RouteMode(str, Enum):
@@ -129,7 +144,18 @@ def annotate(
                                     help="Without --lang/--bundle: pick the bundle per document or per sentence."),
     granularity: Granularity = typer.Option(Granularity.fine, "--granularity", "-g", help="Fine types or their coarse groups."),
     fmt: Optional[Fmt] = typer.Option(None, "--format", "-f",
-                                      help="Output format [default: table on a terminal, else jsonl]."),
+                                      help="Output format: table, jsonl, conll, tsv, brat; for annotation tools "
+                                      "xmi (INCEpTION), webanno (WebAnno TSV 3.3), spacy (DocBin), spacy-jsonl, "
+                                      "hf (transformers pipeline) [default: table on a terminal, else jsonl]."),
+    input_format: InputFormat = typer.Option(InputFormat.text, "--input-format", "-i",
+                                             help="text (each line annotated), or pre-tokenised: conll, tsv (one "
+                                             "token per line, token first, blank line between sentences), jsonl "
+                                             "({\"tokens\": [...]} per line); the tokens are kept exactly."),
+    include: Optional[List[str]] = typer.Option(None, "--include", metavar="GLOB",
+                                                help="In folders, take the files matching GLOB (repeatable) "
+                                                "[default: the input format's extensions, e.g. *.txt *.md]."),
+    exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="GLOB",
+                                                help="In folders, leave out the files matching GLOB (repeatable)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Write one output file per input into this folder."),
     force: bool = typer.Option(False, "--force", help="Replace existing output files."),
@@ -152,18 +178,21 @@ def annotate(
     from edge_finer.parallel import parse_workers
 
     n_workers = parse_workers(workers)
-    sources = _sources(inputs, text, encoding, errors.value)
-    from edge_finer.outputs import plan_sources
-
-    sources, notes = plan_sources(sources, output, inputs)  # outputs inside an input folder; one file named twice
-    for note in notes:
-        sys.stderr.write(_safe(f"warning: {note}") + "\n")
     if output is not None and output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder")
     if resume and (output is None or force):
         raise typer.BadParameter("--resume continues an --output run and cannot be combined with --force"
                                  if output is not None else "--resume needs --output DIR")
+    sources = _sources(inputs, text, encoding, errors.value, input_format.value, include or (), exclude or (),
+                       output)
+    from edge_finer.outputs import plan_sources
+
+    sources, notes = plan_sources(sources, output, inputs)  # one file named twice
+    for note in notes:
+        sys.stderr.write(_safe(f"warning: {note}") + "\n")
     fmt_name = (fmt.value if fmt else ("table" if sys.stdout.isatty() and output is None else "jsonl"))
+    _check_output_format(fmt_name, output, len(sources))
+    in_fmt = input_format.value
 
     from edge_finer.annotator import LOW_MEMORY_BATCH_TOKENS, MAX_BATCH_TOKENS, Annotator
 
@@ -171,17 +200,28 @@ def annotate(
                 max_batch_tokens=LOW_MEMORY_BATCH_TOKENS if low_memory else MAX_BATCH_TOKENS)
     if bundle or lang:  # an explicit --bundle wins over --lang, and both over routing
         annotator = Annotator.load(bundle, lang=None if bundle else lang, taxonomy=taxonomy, **opts)
+        if taxonomy and annotator.bundle.taxonomy.lower() != taxonomy.lower():
+            raise typer.BadParameter(f"bundle {annotator.bundle.name} is of taxonomy {annotator.bundle.taxonomy!r}, "
+                                     f"not {taxonomy!r}", param_hint="'--taxonomy'")
         annotator.warm_up()
-        records = _BundleRecords(annotator, strict)
+        if in_fmt == "text":
+            records = _BundleRecords(annotator, strict)
+        else:
+            records = lambda name, text: _token_records(annotator, name, text, in_fmt, strict)  # noqa: E731
+            records.used = lambda: [annotator]  # type: ignore[attr-defined]
     else:
-        records = _RoutedRecords(taxonomy, route.value, opts)
+        records = _RoutedRecords(taxonomy, route.value, opts, in_fmt)
     if output is not None:
         from edge_finer.runlog import start_run
 
         start_run(output, {"format": fmt_name, "granularity": granularity.value, "bundle": bundle, "lang": lang,
                            "taxonomy": taxonomy, "route": route.value if not (bundle or lang) else None,
                            "threshold": threshold, "aggregation": aggregation.value if aggregation else None,
-                           "encoding": encoding, "errors": errors.value}, resume)
+                           "encoding": encoding, "errors": errors.value, "input_format": in_fmt}, resume)
+    if n_workers > 1 and (in_fmt != "text" or fmt_name in _ONE_PROCESS_FORMATS):
+        sys.stderr.write(f"warning: --workers: {'--input-format ' + in_fmt if in_fmt != 'text' else '-f ' + fmt_name} "
+                         "runs in one process\n")
+        n_workers = 1
     if n_workers > 1:  # N processes over files and chunks of lines (edge_finer/corpus.py)
         from edge_finer.corpus import WorkerSpec, annotate_parallel
 
@@ -192,9 +232,52 @@ def annotate(
     else:
         failed = _annotate_sources(records, sources, fmt_name, granularity.value, output, force,
                                    encoding, errors.value, resume)
+    if output is not None and fmt_name in ("brat", "xmi"):
+        _write_collection_files(output, fmt_name, _types_of(records, granularity.value))
     if failed:
         _err(f"{failed} of {len(sources)} inputs failed (see above)")
         raise typer.Exit(1)
+
+
+#: Output formats written by one process (their documents need the whole input at once).
+_ONE_PROCESS_FORMATS = ("xmi", "webanno", "spacy")
+
+
+def _check_output_format(fmt: str, output: Optional[Path], n_sources: int) -> None:
+    """Formats that cannot go to stdout as asked: one error line before any work."""
+    if output is not None:
+        return
+    if fmt in ("xmi", "webanno") and n_sources > 1:
+        raise typer.BadParameter(f"-f {fmt} writes one document per file: give --output DIR for several inputs")
+    if fmt == "spacy" and sys.stdout.isatty():
+        raise typer.BadParameter("-f spacy writes a binary DocBin: give --output DIR or redirect stdout to a file")
+
+
+def _types_of(records, granularity: str) -> set[str]:
+    """The entity types of every bundle the run used (for brat's annotation.conf)."""
+    types: set[str] = set()
+    for ann in records.used():
+        fine = [t for t in ann.scheme.types if t]
+        types.update(fine if granularity == "fine" else (ann.coarse[t] for t in fine))
+    return types
+
+
+def _write_collection_files(output: Path, fmt: str, types: set[str]) -> None:
+    """What makes an output folder a collection the tool opens: brat's ``annotation.conf`` (the
+    types of this run merged with those already declared there), INCEpTION's ``TypeSystem.xml``."""
+    from edge_finer import exports
+    from edge_finer.textio import atomic_write
+
+    if fmt == "brat":
+        conf = output / exports.BRAT_CONF
+        if conf.is_file():
+            try:
+                types = types | exports.read_brat_conf_types(conf.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise OutputError(f"{conf}: unreadable ({exc}); move it away and rerun") from None
+        atomic_write(conf, exports.brat_conf(types))
+    elif fmt == "xmi" and not (output / exports.TYPESYSTEM_FILE).is_file() and output.is_dir():
+        atomic_write(output / exports.TYPESYSTEM_FILE, exports.typesystem_xml())
 
 
 @app.command()
@@ -222,6 +305,7 @@ def detect(
 
     sources = _sources(inputs, text, encoding, errors.value)
     router = Router.installed(taxonomy=taxonomy, use_cld3=False if no_cld3 else None)
+    _check_taxonomy(router, taxonomy)
     for problem in router.problems:
         _err(f"ignored: {problem}")
     fmt_name = fmt.value if fmt else ("table" if sys.stdout.isatty() else "jsonl")
@@ -271,9 +355,13 @@ def _print_detect_table(rows: list[dict], spans: bool) -> None:
     Console().print(table)
 
 
-def _sources(inputs: Optional[List[str]], text: Optional[str], encoding: str, errors: str) -> list:
-    """The documents named on the command line: --text, stdin, or files and folders."""
-    from edge_finer.textio import Source, expand_inputs
+def _sources(inputs: Optional[List[str]], text: Optional[str], encoding: str, errors: str,
+             input_format: str = "text", include: tuple = (), exclude: tuple = (),
+             output: Optional[Path] = None) -> list:
+    """The documents named on the command line: --text, stdin, or files and folders (walked for
+    the input format's files; one warning line per folder says what was passed over)."""
+    from edge_finer.inputs import walk
+    from edge_finer.textio import Source
 
     if text is not None and inputs:
         raise typer.BadParameter("give either --text or input files, not both")
@@ -285,7 +373,10 @@ def _sources(inputs: Optional[List[str]], text: Optional[str], encoding: str, er
         return [Source("<stdin>", None, "stdin", _read_stdin(encoding, errors))]
     if "-" in inputs:
         raise typer.BadParameter("'-' (stdin) cannot be mixed with files")
-    return list(expand_inputs(inputs))
+    found = walk(inputs, input_format, include, exclude, output)
+    for folder in found.skipped:
+        sys.stderr.write(f"warning: {found.skipped_line(folder, include_hint=not include)}\n")
+    return [Source(str(path), path, stem) for path, stem in found.files]
 
 
 def _read_stdin(encoding: str, errors: str) -> str:
@@ -303,16 +394,20 @@ class _RoutedRecords:
     """Records of a text annotated by the bundle the router picks, per document or per
     sentence; each record carries the routing decision (written by the jsonl format)."""
 
-    def __init__(self, taxonomy: Optional[str], mode: str, opts: dict) -> None:
+    def __init__(self, taxonomy: Optional[str], mode: str, opts: dict, input_format: str = "text") -> None:
         from edge_finer.router import Router
 
         self.router = Router.installed(taxonomy=taxonomy)
-        self.mode, self.opts = mode, opts
+        self.mode, self.opts, self.input_format = mode, opts, input_format
         self.annotators: dict[str, object] = {}
         if not self.router.candidates:
             problems = "; ".join(self.router.problems)
             raise EdgeFinerError("no bundles installed; install one (`edge-finer bundles install`) or pass --lang/--bundle"
                                  + (f": {problems}" if problems else ""))
+        _check_taxonomy(self.router, taxonomy)
+
+    def used(self) -> list:
+        return list(self.annotators.values())
 
     def annotator(self, decision):
         from edge_finer.annotator import Annotator
@@ -323,6 +418,12 @@ class _RoutedRecords:
         return self.annotators[key]
 
     def __call__(self, source_name: str, text: str) -> Iterator:
+        if not text.strip():  # nothing to route: an empty document has empty results
+            yield from _empty_records(source_name, text, self.input_format)
+            return
+        if self.input_format != "text":
+            yield from self._tokens(source_name, text)
+            return
         if self.mode == "document":
             decision = self.router.route(text)
             if decision.bundle is None:
@@ -363,6 +464,62 @@ class _RoutedRecords:
                                    f"annotated: {'; '.join(parts)} (see their routing; --lang chooses a bundle)") + "\n")
 
 
+    def _tokens(self, source_name: str, text: str) -> Iterator:
+        """Pre-tokenised input: routed on its tokens, per document or per sentence."""
+        from edge_finer.readers import read_blocks
+        from edge_finer.tokens import token_records
+
+        blocks = list(read_blocks(text, self.input_format, source_name))
+        if self.mode == "document":
+            decision = self.router.route("\n".join(" ".join(b.tokens) for b in blocks))
+            if decision.bundle is None:
+                raise InputError(f"{source_name}: {_unrouted(decision)}")
+            routing = _routing_json(decision)
+            for rec in token_records(self.annotator(decision), source_name, blocks):
+                yield dataclasses.replace(rec, routing=routing)
+            return
+        offset = 0
+        for block in blocks:  # one decision per sentence of tokens
+            decision = self.router.route(" ".join(block.tokens)) if any(t.strip() for t in block.tokens) else None
+            if decision is not None and decision.bundle is not None:
+                rec = next(token_records(self.annotator(decision), source_name, [block], offset))
+            else:
+                rec = next(token_records(None, source_name, [block], offset))
+            offset += len(rec.text) + 1
+            yield dataclasses.replace(rec, routing=None if decision is None else
+                                      {"mode": "sentence", **_routing_json(decision)})
+
+
+def _check_taxonomy(router, taxonomy: Optional[str]) -> None:
+    """``--taxonomy`` naming no installed bundle's taxonomy is a mistake, not a preference."""
+    if not taxonomy:
+        return
+    known = sorted({c.taxonomy for c in router.candidates})
+    if taxonomy.lower() not in {t.lower() for t in known}:
+        raise typer.BadParameter(f"no installed bundle has taxonomy {taxonomy!r} (installed: {', '.join(known)})",
+                                 param_hint="'--taxonomy'")
+
+
+def _empty_records(source_name: str, text: str, input_format: str) -> Iterator:
+    """The records of a blank input: its lines, none with entities (nothing to route)."""
+    from edge_finer.formats import Record
+    from edge_finer.textio import iter_lines
+
+    if input_format == "text":
+        for number, offset, line in iter_lines(text):
+            yield Record(source_name, number, offset, line, [])
+
+
+def _token_records(annotator, source_name: str, text: str, input_format: str, strict: bool) -> Iterator:
+    """Records of a pre-tokenised input (``edge_finer/readers.py``), one per sentence."""
+    from edge_finer.readers import read_blocks
+    from edge_finer.tokens import token_records
+
+    blocks = list(read_blocks(text, input_format, source_name))
+    _script_checked(annotator, source_name, "\n".join(" ".join(b.tokens) for b in blocks), strict)
+    return token_records(annotator, source_name, blocks)
+
+
 def _unrouted(decision) -> str:
     """Why a text routed to no bundle: its language has none ("mr (Marathi): no bundle
     installed; build one with ..."), or its language could not be told."""
@@ -401,6 +558,9 @@ class _BundleRecords:
     def __call__(self, source_name: str, text: str) -> Iterator:
         return _records(self.annotator, source_name, _script_checked(self.annotator, source_name, text, self.strict))
 
+    def used(self) -> list:
+        return [self.annotator]
+
 
 def _streamed(make_records, source, fmt: str, granularity: str, encoding: str, errors: str, header: bool):
     """The output of a large file annotated as a stream (edge_finer/bigfile.py: memory flat in
@@ -427,32 +587,48 @@ def _records(annotator, source_name: str, text: str) -> Iterator:
 
 def _annotate_sources(make_records, sources, fmt: str, granularity: str, output: Optional[Path],
                       force: bool, encoding: str, errors: str, resume: bool = False) -> int:
-    from edge_finer.formats import EXTENSIONS, render
+    from edge_finer.formats import DOCUMENT_FORMATS, EXTENSIONS, boundary, render
     from edge_finer.textio import atomic_write, check_output_target, read_text
 
     inputs = {s.path.resolve() for s in sources if s.path is not None and s.path.exists()}
     written: dict[Path, str] = {}  # output file -> the input it holds, for this run
     stdout_header = True  # tsv to stdout: one header for all inputs
+    docbin: list = []  # -f spacy to stdout: one DocBin of all inputs
     failed = 0
-    progress = _progress(len(sources)) if output is not None and len(sources) > 1 else None
+    progress = _progress(sum(_size(s) for s in sources)) if output is not None else None
     try:
         for source in sources:
+            size = _size(source)
+            done = [0.0]
             try:
                 streamed = _streamed(make_records, source, fmt, granularity, encoding, errors,
                                      header=stdout_header if output is None else True)
                 if streamed is None:
                     text = read_text(source, encoding, errors)
                     records = make_records(source.name, text)
+                    if progress is not None:
+                        records = _tracked(records, text, size, progress, done)
                 if output is None:
                     if streamed is not None:
+                        if len(sources) > 1:  # where one input ends and the next begins
+                            sys.stdout.write(boundary(fmt, source.name))
                         for chunk in streamed:
                             sys.stdout.write(chunk)
                         sys.stdout.flush()
                         stdout_header = False
                     elif fmt == "table":
                         _print_table(records, granularity)
+                    elif fmt in DOCUMENT_FORMATS:
+                        body = _document_body(fmt, source.name, records, granularity, text)
+                        if fmt == "spacy":
+                            docbin.append(body)
+                        else:
+                            sys.stdout.write(body)
+                            sys.stdout.flush()
                     else:
                         out = sys.stdout
+                        if len(sources) > 1:  # where one input ends and the next begins
+                            out.write(boundary(fmt, source.name))
                         for chunk in render(records, fmt, granularity, header=stdout_header):
                             out.write(chunk)
                         out.flush()
@@ -460,8 +636,8 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
                 else:
                     target = output / (source.output_stem + EXTENSIONS[fmt])
                     if target.resolve() in written:
-                        # a.txt and a.md (or x/a.txt and y/a.txt) map to one output; with --force
-                        # the second silently replaced the first's results.
+                        # x/a.txt and y/a.txt map to one output; with --force the second
+                        # silently replaced the first's results.
                         raise OutputError(
                             f"{target}: already holds the results of {written[target.resolve()]} "
                             "from this run; annotate inputs with the same name separately")
@@ -473,6 +649,18 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
                         body = streamed
                     elif fmt == "table":
                         body = _table_text(records, granularity)
+                    elif fmt in DOCUMENT_FORMATS:
+                        body = _document_body(fmt, source.name, records, granularity, text)
+                        if fmt == "spacy":
+                            from edge_finer.exports import to_docbin
+
+                            body = to_docbin([body])
+                    elif fmt == "brat":  # a brat collection: the text each .ann indexes beside it
+                        records = list(records)
+                        txt = target.with_suffix(".txt")
+                        check_output_target(txt, inputs, force or resume)
+                        atomic_write(txt, _document_text(records, text))
+                        body = render(records, fmt, granularity)
                     else:
                         body = render(records, fmt, granularity)  # written chunk by chunk
                     atomic_write(target, body)
@@ -484,21 +672,73 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
                 _err(str(exc))
             finally:
                 if progress is not None:
-                    progress[0].advance(progress[1])
+                    progress[0].advance(progress[1], max(0.0, size - done[0]))
+        if docbin:
+            from edge_finer.exports import to_docbin
+
+            sys.stdout.flush()
+            sys.stdout.buffer.write(to_docbin(docbin))
+            sys.stdout.flush()
     finally:
         if progress is not None:
             progress[0].stop()
     return failed
 
 
+def _document_text(records: list, text: str) -> str:
+    """The text a document format indexes: the decoded input, or for pre-tokenised input its
+    tokens, a sentence per line (``edge_finer/exports.py``)."""
+    from edge_finer.exports import document_text
+    from edge_finer.formats import TokenRecord
+
+    return document_text(records) if records and isinstance(records[0], TokenRecord) else text
+
+
+def _document_body(fmt: str, name: str, records, granularity: str, text: str):
+    """One input in a document format: XMI or WebAnno TSV text, or (spacy) the Document for
+    the DocBin the caller writes."""
+    from edge_finer import exports
+
+    records = list(records)
+    doc = exports.document(name, records, granularity, _document_text(records, text))
+    if fmt == "xmi":
+        return exports.to_xmi(doc)
+    if fmt == "webanno":
+        return exports.to_webanno(doc)
+    return doc
+
+
+def _size(source) -> int:
+    """An input's size in bytes (progress counts bytes: one big file must show progress too)."""
+    if source.path is None:
+        return len(source.text or "")
+    try:
+        return source.path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _tracked(records, text: str, size: int, progress, done: list) -> Iterator:
+    """``records`` as they come, moving the progress bar through the input's bytes by the
+    share of its lines done."""
+    lines = max(1, text.count("\n") + 1)
+    for rec in records:
+        yield rec
+        step = size * min(1.0, rec.line / lines) - done[0]
+        if step > 0:
+            progress[0].advance(progress[1], step)
+            done[0] += step
+
+
 def _progress(total: int):
     if not sys.stderr.isatty():
         return None
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(console=Console(stderr=True), transient=True)
-    task = bar.add_task("annotating", total=total)
+    bar = Progress(TextColumn("annotating"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("annotating", total=max(1, total))
     bar.start()
     return bar, task
 
@@ -655,16 +895,88 @@ def bundles_verify(refs: List[str] = typer.Argument(None, help="Bundles to verif
         raise typer.Exit(1)
 
 
+@bundles_app.command("available")
+def bundles_available(
+    source: Optional[Path] = typer.Option(None, "--from", metavar="DIR",
+                                          help="Catalogue folder [default: $EDGE_FINER_CATALOGUE, else the "
+                                               "source checkout's catalogue/]."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Bundles in the catalogue (installable offline with `bundles install NAME`)."""
+    import json
+
+    from edge_finer.catalogue import load
+    from edge_finer.registry import installed
+
+    cat = load(source)
+    have = {b.name: f"{b.manifest.get('version', '?')} ({b.source})" for b in installed()}
+    rows = [_catalogue_row(e, have) for e in cat.entries]
+    if as_json or not sys.stdout.isatty():
+        typer.echo(json.dumps({"catalogue": str(cat.folder), "bundles": rows}, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(header_style="bold", title=f"catalogue {cat.folder}")
+    for col in ("name", "language", "taxonomy", "licence", "MB", "dev F1", "spaCy F1", "words/s", "installed"):
+        table.add_column(col, justify="right" if col in ("MB", "dev F1", "spaCy F1", "words/s") else "left")
+    pct = lambda v: f"{100 * v:.1f}" if isinstance(v, (int, float)) else "–"  # noqa: E731
+    for r in rows:
+        licence = r["licence"] + (" NON-COMMERCIAL" if r["non_commercial"] else "")
+        wps = f"{r['words_per_second']:,.0f}" if isinstance(r["words_per_second"], (int, float)) else "–"
+        cells = (r["name"], f"{r['language']} ({r['language_name']})", r["taxonomy"], licence,
+                 f"{r['size'] / 1e6:.2f}", pct(r["dev_f1_calibrated"] if r["dev_f1_calibrated"] is not None
+                                               else r["dev_f1"]), pct(r["spacy_dev_f1"]), wps, r["installed"] or "–")
+        table.add_row(*(Text(str(c), style="yellow" if c == licence and r["non_commercial"] else "") for c in cells))
+    console = Console(highlight=False)
+    console.print(table if rows else f"the catalogue {cat.folder} lists no bundles", markup=False)
+    if rows:
+        console.print("dev F1: the int8 bundle at its default (calibrated) threshold on the dev split; spaCy F1: "
+                      "spaCy's CPU pipeline trained on the same data (benchmarks/results/shipped.md)", markup=False)
+        console.print("install one with: edge-finer bundles install NAME" + (f" --from {source}" if source else ""),
+                      markup=False)
+        if any(r["non_commercial"] for r in rows):
+            console.print("NON-COMMERCIAL: the training data of those bundles forbids commercial use.", markup=False)
+
+
+def _catalogue_row(e, have: dict) -> dict:
+    f = e.figures
+    return {"name": e.name, "version": e.version, "language": e.bcp47, "language_name": e.language_name,
+            "taxonomy": e.taxonomy, "licence": e.licence, "non_commercial": e.non_commercial,
+            "size": e.size, "sha256": e.sha256, "archive": e.archive,
+            "dev_f1": f.get("dev_f1"), "dev_f1_calibrated": f.get("dev_f1_calibrated"),
+            "spacy_dev_f1": f.get("spacy_dev_f1"),
+            "words_per_second": f.get("words_per_second"), "installed": have.get(e.name)}
+
+
 @bundles_app.command("install")
 def bundles_install(
-    source: Path = typer.Argument(..., help="A bundle folder or a .tar.gz archive."),
+    source: str = typer.Argument(..., help="A catalogue bundle name, a bundle folder or a .tar.gz archive."),
+    catalogue: Optional[Path] = typer.Option(None, "--from", metavar="DIR",
+                                             help="Install NAME from this catalogue folder (a copy of the "
+                                                  "repository's catalogue/: USB stick, LAN share) [default: "
+                                                  "$EDGE_FINER_CATALOGUE, else the source checkout's catalogue/]."),
     force: bool = typer.Option(False, "--force", help="Replace an installed bundle of the same name."),
 ) -> None:
-    """Verify a bundle and copy it into the user data folder."""
-    from edge_finer.registry import install
+    """Install a bundle: by name from the catalogue (sha256 checked before unpacking), or a folder or archive."""
+    import os
 
-    b = install(source, force=force)
+    from edge_finer import catalogue as cat
+    from edge_finer.errors import BundleNotFound
+    from edge_finer.registry import ARCHIVE_SUFFIXES, install
+    from edge_finer.service import is_non_commercial
+
+    path = Path(source).expanduser()
+    by_name = catalogue is not None or (not path.exists() and os.sep not in source and "/" not in source
+                                        and not source.startswith(".") and not source.endswith(ARCHIVE_SUFFIXES))
+    if by_name and catalogue is None and cat.default_dir() is None:
+        raise BundleNotFound(f"{source}: no such bundle folder or archive, and no catalogue to install it from by "
+                             f"name (pass --from DIR, a copy of the repository's catalogue/, or set {cat.ENV_VAR})")
+    b = cat.install(source, catalogue, force=force) if by_name else install(path, force=force)
     typer.echo(_safe(f"installed {b.name} {b.version} ({b.licence}) to {b.path}"))
+    if is_non_commercial(b.licence):
+        typer.echo("NON-COMMERCIAL: this bundle's training data forbids commercial use.")
 
 
 @bundles_app.command("remove")

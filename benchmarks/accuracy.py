@@ -20,6 +20,10 @@ Variants (``--variants``, comma-separated):
   cnn+features+select    dropout 0.3, the weights with the best dev F1 kept (scored every epoch; spaCy's
                          trainer does the same), instead of the last ones
   cnn+features+select+b32k  the same with 32,768 feature hash buckets of width 32 (8,192 × 64 otherwise)
+  v3                     the shipped teacher recipe: select+b32k plus 10 % word dropout
+  v3+formdrop            v3 plus 15 % of whole words hidden (ids and their form/long-affix features)
+  v3+mentions            v3 plus one copy of each sentence with a mention, mentions swapped for
+                         random training mentions of the same type (quantize.augment)
   cnn+features+family    dropout 0.3; half the budget on the train splits of EVERY language of the
                          dataset's family (e.g. all 20 MasakhaNER 2.0 languages, one tokenizer), then
                          half on the target language alone
@@ -60,6 +64,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cnn+features+select": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True},
     "cnn+features+select+b32k": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
                                  "buckets": 32768, "dim": 32},
+    # the shipped v3 teacher (recipes/masakhaner2-hau.toml) and two levers against memorised names
+    "v3": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True, "buckets": 32768,
+           "dim": 32, "word_dropout": 0.1},
+    "v3+formdrop": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
+                    "buckets": 32768, "dim": 32, "word_dropout": 0.1, "form_dropout": 0.15},
+    "v3+mentions": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
+                    "buckets": 32768, "dim": 32, "word_dropout": 0.1, "mention_replacement": 1.0},
 }
 #: Bundle whose spaCy peer figure (shipped.json) stands beside each dataset.
 SPACY_FROM = {"masakhaner2/swa": "masakhaner2-swa", "masakhaner2/hau": "masakhaner2-hau",
@@ -68,16 +79,12 @@ SPACY_FROM = {"masakhaner2/swa": "masakhaner2-swa", "masakhaner2/hau": "masakhan
               "multiconer2/bn": "multiconer2-bn"}
 
 
-def probe(dataset: str, variant: str, minutes: float, seed: int = 13) -> dict[str, Any]:
-    """Train ``variant`` on ``dataset`` for ``minutes`` (one thread) and score it on dev."""
-    import numpy as np
-    import torch
-
-    from edge_finer.decoding import LabelScheme, viterbi
+def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int = 0) -> dict[str, Any]:
+    """Train ``variant`` on ``dataset`` for ``minutes`` (one thread) and score it on dev; with
+    ``steps`` > 0, for that many optimiser steps instead (equal work whatever else runs)."""
     from edge_finer.features import FeatureSpec
     from quantize.data import read_annotated, to_model_words
-    from quantize.encode import batches, encode
-    from quantize.evaluate import score
+    from quantize.encode import encode
     from quantize.featured import forward_kwargs
     from quantize.progress import Reporter
     from quantize.teacher import count_parameters, make_config, train_teacher
@@ -108,21 +115,30 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13) -> dict[st
 
     cfg = make_config(v["family"], tok.get_vocab_size(), v["layers"], v.get("hidden", 256), 4, 1024, labels, 128, ids,
                       v["dropout"], v.get("kernel", 3))
-    sched = Schedule(epochs=1000, max_steps=0, batch_size=32, learning_rate=5e-4, warmup=0.06,
-                     weight_decay=0.01, max_minutes=minutes / 2 if family else minutes)
+    sched = Schedule(epochs=1000, max_steps=steps, batch_size=32, learning_rate=5e-4, warmup=0.06,
+                     weight_decay=0.01, max_minutes=0 if steps else minutes / 2 if family else minutes)
+    from quantize.selection import BestCheckpoint, DevScorer
+
+    # the pipeline's own dev scorer (quantize.selection): word grid, overlapping windows averaged,
+    # constrained Viterbi, seqeval strict IOB2 — for checkpoint selection and the final figure alike
+    scorer = DevScorer(encode(tok, [s.tokens for s in dev], None, None, 128, 32, ids["bos_id"], ids["eos_id"],
+                              features=spec), [s.tags for s in dev], labels, ids["pad_id"],
+                       lambda m, b: m(**forward_kwargs(m, b)).logits)
     select = None
     if v.get("select"):
-        from quantize.selection import BestCheckpoint, DevScorer
-
-        scorer = DevScorer(encode(tok, [s.tokens for s in dev], None, None, 128, 32, ids["bos_id"], ids["eos_id"],
-                                  features=spec), [s.tags for s in dev], labels, ids["pad_id"],
-                           lambda m, b: m(**forward_kwargs(m, b)).logits)
         per_epoch = -(-len(train) // 32)
         select = BestCheckpoint(scorer, per_epoch, start=per_epoch)
-    model, facts = train_teacher(cfg, enc(family or train), sched, ids["pad_id"], seed, Reporter(None, 1),
+    train_windows = enc(family or train)
+    if v.get("mention_replacement"):
+        from quantize.augment import replace_mentions
+        from quantize.data import Sentence
+
+        extra = replace_mentions([(s.tokens, s.tags) for s in train], v["mention_replacement"], seed)
+        train_windows += enc([Sentence(w, t) for w, t in extra])
+    model, facts = train_teacher(cfg, train_windows, sched, ids["pad_id"], seed, Reporter(None, 1),
                                  features=(spec, v.get("dim", 64)) if spec else None,
                                  word_dropout=v.get("word_dropout", 0.0), unk_id=tok.token_to_id("[UNK]"),
-                                 select=select)
+                                 select=select, form_dropout=v.get("form_dropout", 0.0))
     if family:  # then the target language alone, for the other half of the budget
         from quantize.train import fit
 
@@ -131,31 +147,26 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13) -> dict[st
                     lambda m, b, _: m(**forward_kwargs(m, b), labels=b["labels"]).loss, Reporter(None, 1), "target")
         facts["steps"] += first
         facts["family_sentences"] = len(family)
-    scheme = LabelScheme.from_labels(labels)
-    gold, pred = [], []
     model.eval()
-    with torch.no_grad():
-        for s in dev:  # one sentence at a time: its windows, owned words in order
-            windows = enc([s])
-            rows = []
-            for _, batch in batches(windows, 64, ids["pad_id"], None):
-                logp = torch.log_softmax(model(**forward_kwargs(model, batch)).logits, -1)
-                rows += [logp[r][batch["first"][r]].numpy() for r in range(logp.shape[0])]
-            logp_words = np.concatenate(rows)[:len(s.tokens)] if rows else np.zeros((0, len(labels)))
-            pred.append([labels[t] for t in viterbi(logp_words, scheme)] if len(logp_words) == len(s.tokens)
-                        else ["O"] * len(s.tokens))
-            gold.append(s.tags)
+    f1 = scorer(model)
     return {"dataset": dataset, "variant": variant, "minutes": minutes, "threads": 1, "seed": seed,
-            "dev_f1": score(gold, pred)["f1"], "parameters": count_parameters(model), **facts}
+            "step_budget": steps,
+            "dev_f1": round(f1, 4), "scorer": "quantize.selection.DevScorer", "parameters": count_parameters(model), **facts}
 
 
-def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int, work: Path) -> list[dict]:
+def budget_tag(minutes: float, steps: int = 0) -> str:
+    """How a probe's budget appears in its file name: ``8`` (minutes) or ``s1400`` (steps)."""
+    return f"s{steps}" if steps else f"{minutes:g}"
+
+
+def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int, work: Path,
+            steps: int = 0) -> list[dict]:
     """Every (dataset, variant) probe, ``jobs`` subprocesses at a time; cached results reused."""
     work.mkdir(parents=True, exist_ok=True)
     todo, done = [], []
     for d in datasets:
         for v in variants:
-            out = work / f"{d.replace('/', '_')}__{v}__{minutes:g}.json"
+            out = work / f"{d.replace('/', '_')}__{v}__{budget_tag(minutes, steps)}.json"
             (done if out.is_file() else todo).append((d, v, out))
     running: list[tuple[subprocess.Popen, Path]] = []
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
@@ -163,6 +174,7 @@ def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int,
         while todo and len(running) < jobs:
             d, v, out = todo.pop(0)
             cmd = [sys.executable, "-m", "benchmarks.accuracy", "--probe", d, v, "--minutes", str(minutes),
+                   "--steps", str(steps),
                    "--out", str(out)]
             running.append((subprocess.Popen(cmd, cwd=ROOT, env=env), out))
             print(f"started {d} {v}", flush=True)
@@ -174,13 +186,14 @@ def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int,
                     raise SystemExit(f"probe {out.name} failed with exit code {proc.returncode}")
                 print(f"finished {out.name}", flush=True)
     return [load_probe(p) for d in datasets for v in variants
-            for p in [work / f"{d.replace('/', '_')}__{v}__{minutes:g}.json"]]
+            for p in [work / f"{d.replace('/', '_')}__{v}__{budget_tag(minutes, steps)}.json"]]
 
 
 def load_probe(path: Path) -> dict[str, Any]:
     """A finished probe; ``budget`` is the minutes it was given (its file name says), while
     ``minutes`` is what its training loop measured."""
-    return {**json.loads(path.read_text(encoding="utf-8")), "budget": float(path.stem.rsplit("__", 1)[1])}
+    tag = path.stem.rsplit("__", 1)[1]
+    return {**json.loads(path.read_text(encoding="utf-8")), "budget": tag if tag.startswith("s") else float(tag)}
 
 
 def report(rows: list[dict], minutes: float) -> str:
@@ -189,9 +202,10 @@ def report(rows: list[dict], minutes: float) -> str:
     shipped = json.loads((RESULTS / "shipped.json").read_text(encoding="utf-8"))
     spacy = {r["bundle"]: r["spacy"]["f1"] for r in shipped.get("results", [])}
     m = machine()
-    mixed = len({r["budget"] for r in rows}) > 1
+    mixed = len({str(r["budget"]) for r in rows}) > 1
     for r in rows:  # a probe run for another budget is its own column, named with its minutes
-        r["column"] = f"{r['variant']} ({r['budget']:g} min)" if mixed and r["budget"] != minutes else r["variant"]
+        label = f"{r['budget'][1:]} steps" if isinstance(r["budget"], str) else f"{r['budget']:g} min"
+        r["column"] = f"{r['variant']} ({label})" if mixed and r["budget"] != minutes else r["variant"]
     variants = list(dict.fromkeys(r["column"] for r in rows))
     lines = [
         "# Accuracy ablation (dev F1, same CPU budget per variant)", "",
@@ -236,6 +250,9 @@ def main() -> None:
     ap.add_argument("--variants", default="transformer,transformer+features,cnn+features")
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train each probe for this many steps instead of --minutes (equal work even when "
+                         "other jobs share the CPU); its results are filed under --minutes 0")
     ap.add_argument("--work", type=Path, default=ROOT / ".bench" / "accuracy")
     ap.add_argument("--remark", default="", help="a sentence about the run's conditions, added to the report")
     ap.add_argument("--report-only", action="store_true",
@@ -245,7 +262,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
-        result = probe(args.probe[0], args.probe[1], args.minutes)
+        result = probe(args.probe[0], args.probe[1], args.minutes, steps=args.steps)
         args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         return
     variants = args.variants.split(",")
@@ -257,7 +274,7 @@ def main() -> None:
         rows = [load_probe(p) for d in args.datasets for v in variants
                 for p in sorted(args.work.glob(f"{d.replace('/', '_')}__{v}__*.json"))]
     else:
-        rows = run_all(args.datasets, variants, args.minutes, args.jobs, args.work)
+        rows = run_all(args.datasets, variants, args.minutes, args.jobs, args.work, args.steps)
     from benchmarks.report import save_results
 
     md = report(rows, args.minutes) + (f"\n{args.remark}\n" if args.remark else "")

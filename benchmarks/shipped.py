@@ -13,7 +13,8 @@ config) and cached in the work folder.
     python -m benchmarks.shipped [NAMES...] [--work .bench] [--repeats 5] [--merge]
 
 (Assamese, built but not shipped: ``EDGE_FINER_BUNDLES=.build/unshipped python -m benchmarks.shipped
-guit-astourne-as --merge``.)
+guit-astourne-as --merge``; catalogue bundles, built into .build/bundles:
+``EDGE_FINER_BUNDLES=.build/bundles python -m benchmarks.shipped NAMES... --merge``.)
 
 Writes ``benchmarks/results/shipped.json`` and ``benchmarks/results/shipped.md``.
 """
@@ -64,14 +65,14 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
     how long it trained (same config, one greedy transition per token), its F1 does."""
     from benchmarks.peer_spacy import evaluate as spacy_evaluate, read_conll, train as spacy_train
     from edge_finer.annotator import Annotator
-    from edge_finer.pretokenize import split_words
     from quantize.evaluate import gold_text, score, spans_to_tags
 
     ann = Annotator.load(name, threads=1, threshold=0.0)  # every decoded entity, as the build scores
     manifest = dict(ann.bundle.manifest)
     data = dataset_dir(name)
     dev = read_conll(data / "dev.conll")
-    texts, grids = zip(*(gold_text(toks) for toks, _ in dev))
+    key = ann.bundle.pretokenizer.key  # han-chars: Chinese scored unspaced, as it is written
+    texts, grids = zip(*(gold_text(toks, key) for toks, _ in dev))
     found = ann.annotate_batch(list(texts))
     ours = score([tags for _, tags in dev], [spans_to_tags(e, g) for e, g in zip(found, grids)])
     default_t = float(manifest.get("decoding", {}).get("threshold", 0.0))
@@ -94,7 +95,7 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
                 "f1_from": "committed full-budget run (peer_spacy.py default, 6000 steps)",
                 "speed_peer_steps": spacy_steps}
 
-    n_words = sum(len(split_words(t)) for t in texts)
+    n_words = sum(len(ann.bundle.pretokenizer.split(t)) for t in texts)
     n_gold = sum(len(toks) for toks, _ in dev)
     ours_t, peer_t = [], []
     ann.annotate_batch(list(texts[:64]))
@@ -164,11 +165,14 @@ def markdown(results: list[dict], mach: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     shipped = {b["name"] for b in json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]}
+    cat_index = ROOT / "catalogue" / "index.json"
+    catalogue = {b["name"] for b in json.loads(cat_index.read_text())["bundles"]} if cat_index.is_file() else set()
     before = previous_f1()
     for r in results:
         b = r["build"]
         f = lambda d, k: f"{100 * d[k]['f1']:.1f}" if k in d else "–"  # noqa: E731
-        name = r["bundle"] if r["bundle"] in shipped else f"{r['bundle']} (built, not shipped)"
+        name = (r["bundle"] if r["bundle"] in shipped else f"{r['bundle']} (catalogue)" if r["bundle"] in catalogue
+                else f"{r['bundle']} (built, not shipped)")
         prev = f"{100 * before[r['bundle']]:.1f}" if r["bundle"] in before else "–"
         lines.append(
             f"| {name} | {prev} | {f(b, 'teacher_fp32')} | {f(b, 'student_fp32')} | {100 * r['int8']['f1']:.1f} | "

@@ -22,7 +22,6 @@ from .decoding import AGGREGATIONS, LabelScheme, aggregate, decode_flat, spans_f
 from .entity import Entity
 from .errors import BundleError, EdgeFinerError
 from .features import WordFeaturizer
-from .pretokenize import _WORD
 from .segment import iter_sentences
 from .subwords import WordEncoder
 from .tokcheck import load_tokenizer
@@ -91,6 +90,7 @@ class Annotator:
         except ValueError as exc:
             raise BundleError(f"{bundle.path}: {exc}") from None
         self._featurizer = WordFeaturizer(spec) if spec is not None else None
+        self._split = bundle.pretokenizer.pattern  # the scheme the model was trained on
         self._tokenizer: Any = None
         self._words: Any = None
         self._init_lock = threading.Lock()
@@ -217,6 +217,20 @@ class Annotator:
             for ents in self._annotate_sentences(chunk):
                 yield from ents
 
+    def annotate_tokens(self, tokens: Sequence[str]) -> list[Entity]:
+        """Entities over tokens the caller already has (a CoNLL column, a treebank): the model
+        sees exactly these tokens; offsets index ``" ".join(tokens)`` and every entity covers
+        whole tokens (:func:`edge_finer.tokens.token_tags` turns them into IOB2 tags)."""
+        from .tokens import stream_tokens
+
+        return next(stream_tokens(self, [tokens]))
+
+    def stream_tokens(self, sentences: Iterable[Sequence[str]]) -> Iterator[list[Entity]]:
+        """:meth:`annotate_tokens` for many token lists, read lazily, sharing model batches."""
+        from .tokens import stream_tokens
+
+        return stream_tokens(self, sentences)
+
     def __call__(self, text: str) -> list[Entity]:
         return self.annotate(text)
 
@@ -225,15 +239,20 @@ class Annotator:
 
     # -- the pipeline ---------------------------------------------------------------------
 
-    def _annotate_sentences(self, sentences: list[tuple[str, int, int]]) -> list[list[Entity]]:
+    def _annotate_sentences(self, sentences: list[tuple[str, int, int]],
+                            word_spans: list[list[tuple[int, int]]] | None = None) -> list[list[Entity]]:
         """Entities per sentence; each item is ``(text, start, end)`` of one sentence.
+
+        ``word_spans`` gives each sentence's words instead of the word splitter (pre-tokenised
+        input, ``edge_finer/tokens.py``): entities then start and end on those spans.
 
         All words of the chunk live in one ``(words, labels)`` array (sentence ``k`` is rows
         ``offsets[k]:offsets[k + 1]``), so aggregation, decoding and span finding are a few
         numpy calls per model batch or per chunk rather than per sentence: at ~15 words a
         sentence, per-sentence numpy calls cost more than the model's own glue.
         """
-        word_spans = [[m.span() for m in _WORD.finditer(text, a, b)] for text, a, b in sentences]
+        if word_spans is None:
+            word_spans = [[m.span() for m in self._split.finditer(text, a, b)] for text, a, b in sentences]
         offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
         np.cumsum([len(w) for w in word_spans], out=offsets[1:])
         out: list[list[Entity]] = [[] for _ in sentences]

@@ -7,6 +7,7 @@ and everything lands in a fresh folder the caller chose.
 """
 from __future__ import annotations
 
+import gzip
 import os
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -29,7 +30,10 @@ def pack(bundle_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None 
         target = target / f"{bundle.name}-{bundle.version}.tar.gz"
     tmp = target.with_name(f".{target.name}.part")
     files = [MANIFEST] + sorted(bundle.manifest["files"])
-    with tarfile.open(tmp, "w:gz") as tar:
+    # byte-for-byte reproducible (no time or file name in the gzip header, fixed member metadata):
+    # packing the same bundle twice gives the same sha256, so a catalogue index does not churn
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for fname in files:
             info = tar.gettarinfo(str(bundle.path / fname), arcname=f"{bundle.name}/{fname}")
             info.uid = info.gid = 0

@@ -12,8 +12,9 @@ reader), then writes the entities as they come.
 
 The output is byte for byte what the whole-text path writes (tests/test_giant.py).  Used by
 ``annotate`` with one bundle and one process for files larger than :data:`STREAM_FILE_BYTES`
-in UTF-8, written as jsonl, tsv or brat (the table sizes its columns over all rows and conll
-re-splits each whole line; those keep the whole-text path).
+in UTF-8, written as jsonl or tsv (the table sizes its columns over all rows, conll re-splits
+each whole line, brat writes the whole text beside its annotations: those keep the whole-text
+path).
 """
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ from .segment import SentenceStream, iter_sentences
 
 #: Files larger than this (bytes) are streamed.
 STREAM_FILE_BYTES = 8 * 2**20
-#: Formats whose records can be written as their entities arrive.
-STREAM_FORMATS = ("jsonl", "tsv", "brat")
+#: Formats whose records can be written as their entities arrive (brat to a folder writes the
+#: document's text beside its annotations, so it keeps the whole-text path).
+STREAM_FORMATS = ("jsonl", "tsv")
 #: A line longer than this (characters) is never held whole in memory.
 HOLD_CHARS = 1 << 20
 #: Bytes read at a time.
@@ -56,14 +58,38 @@ def streamable(path: Path | None, fmt: str, encoding: str, threshold: int | None
 # -- reading ------------------------------------------------------------------------------
 
 
+#: Bytes of a large file the encoding guess of a decoding error looks at (the whole-text path
+#: guesses from the whole file).
+GUESS_BYTES = 4 * 2**20
+
+
 def _decode_error(path: Path, encoding: str, position: int) -> InputError:
-    return InputError(f"{path}: not valid {encoding} (byte {position}); pass --encoding for another "
-                      "encoding or --errors replace to substitute bad bytes")
+    """The message ``read_text`` gives for an undecodable file (its encoding guess made from
+    the first :data:`GUESS_BYTES` here)."""
+    from .inputs import suggest_encoding
+
+    with open(path, "rb") as fh:
+        guess = suggest_encoding(fh.read(GUESS_BYTES))
+    hint = (f"it looks like {guess} (charset-normalizer's guess): pass --encoding {guess}"
+            if guess and guess.replace("_", "-").lower() != encoding.replace("_", "-").lower()
+            else "pass --encoding for another encoding")
+    return InputError(f"{path}: not valid {encoding} (byte {position}); {hint}, or --errors replace "
+                      "to substitute bad bytes")
 
 
 def check_decodes(path: Path, errors: str) -> None:
-    """With ``errors="strict"``, refuse an undecodable file before anything is written, with the
-    message (and byte position) reading the file whole gives."""
+    """Refuse what ``read_text`` refuses, with its message, before anything is written: a
+    binary file (by its first bytes) and, with ``errors="strict"``, an undecodable one (at the
+    byte reading the file whole names)."""
+    from .inputs import SNIFF_BYTES, binary_kind
+
+    try:
+        with open(path, "rb") as fh:
+            kind = binary_kind(fh.read(SNIFF_BYTES), "utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if kind is not None:
+        raise InputError(f"{path}: not text: {kind}" + ("" if "--encoding" in kind else "; skipped"))
     if errors != "strict":
         return
     dec = codecs.getincrementaldecoder("utf-8")("strict")

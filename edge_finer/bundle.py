@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 from .errors import BundleError
 from .features import FeatureSpec
-from .pretokenize import PRETOKENIZER
+from .pretokenize import PRETOKENIZER, Scheme, from_manifest as pretokenizer_of
 from .safejson import read_json
 
 #: Bumped on any change a reader of the previous version would misread.  Version 2 added the
@@ -99,6 +99,11 @@ class Bundle:
         return None if section is None else FeatureSpec.from_manifest(section)
 
     @property
+    def pretokenizer(self) -> Scheme:
+        """The word pre-tokenisation the model was trained on (checked when the manifest was read)."""
+        return pretokenizer_of(self.manifest["pretokenizer"])
+
+    @property
     def licence(self) -> str:
         return str(self.manifest.get("licence", "unknown"))
 
@@ -157,10 +162,10 @@ def _check_shape(mpath: Path, m: dict[str, Any]) -> None:
         need(isinstance(fname, str) and _safe_name(fname), f"file name {fname!r} is not allowed")
         need(isinstance(meta, dict) and isinstance(meta.get("sha256"), str),
              f"file {fname!r} has no sha256")
-    pre = m["pretokenizer"]
-    need(isinstance(pre, dict) and pre.get("name") == PRETOKENIZER["name"]
-         and pre.get("version") == PRETOKENIZER["version"],
-         f"word pre-tokenisation {pre!r} is not the one this edge-finer uses ({PRETOKENIZER})")
+    try:
+        pretokenizer_of(m["pretokenizer"])
+    except ValueError as exc:
+        need(False, f"{exc}; upgrade edge-finer or rebuild the bundle")
     need(isinstance(m["max_length"], int) and m["max_length"] >= 8, "max_length must be an integer ≥ 8")
     need(isinstance(m["stride"], int) and 0 <= m["stride"] < m["max_length"] // 2,
          "stride must be an integer in [0, max_length/2)")

@@ -30,7 +30,7 @@ CHUNK_FILE_BYTES = 256 * 1024
 #: Formats whose records render independently: a worker returns their text.  brat numbers its
 #: annotations through a document and the table sizes its columns over all rows, so for those
 #: a worker returns the records and they are rendered here.
-TEXT_FORMATS = ("jsonl", "conll", "tsv")
+TEXT_FORMATS = ("jsonl", "conll", "tsv", "hf", "spacy-jsonl")
 
 _SKIP = object()  # the output is there from the interrupted run (--resume)
 
@@ -197,22 +197,23 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
     """
     import cli
 
-    from .formats import EXTENSIONS, TSV_HEADER, render
-    from .textio import atomic_write, check_output_target
+    from .formats import EXTENSIONS, TSV_HEADER, boundary, render
+    from .textio import atomic_write, check_output_target, read_text
 
     inputs = {s.path.resolve() for s in sources if s.path is not None and s.path.exists()}
     written: dict[Path, str] = {}
     stats = PoolStats()
     stream = ordered_map(_plan(spec, annotator, sources, output, resume, inputs), worker_task, (spec,),
                          workers, stats=stats)
-    progress = cli._progress(len(sources)) if output is not None else None
+    progress = cli._progress(sum(cli._size(s) for s in sources)) if output is not None else None
     advance = ((lambda share: progress[0].advance(progress[1], share)) if progress is not None
                else (lambda share: None))
     failed = 0
     stdout_header = True
     try:
         for i, src in enumerate(sources):
-            parts = _Parts(stream, i, advance)
+            size = cli._size(src)  # progress counts bytes
+            parts = _Parts(stream, i, lambda share, size=size: advance(share * size))
             try:
                 first = next(parts.values)
                 if output is None:
@@ -221,6 +222,8 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
                     else:
                         if spec.fmt == "tsv" and stdout_header:
                             sys.stdout.write(TSV_HEADER)
+                        if len(sources) > 1:
+                            sys.stdout.write(boundary(spec.fmt, src.name))
                         body = (chain([first], parts.values) if spec.fmt in TEXT_FORMATS else  # brat: one numbering
                                 render(chain.from_iterable(chain([first], parts.values)), spec.fmt, spec.granularity))
                         for piece in body:
@@ -236,6 +239,10 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
                     written[target.resolve()] = src.name
                     continue
                 check_output_target(target, inputs, force)
+                if spec.fmt == "brat":  # a brat collection: the text each .ann indexes beside it
+                    txt = target.with_suffix(".txt")
+                    check_output_target(txt, inputs, force or resume)
+                    atomic_write(txt, read_text(src, spec.encoding, spec.errors))
                 atomic_write(target, _body(spec, first, parts.values))
                 written[target.resolve()] = src.name
             except DiskFullError:

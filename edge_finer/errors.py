@@ -33,3 +33,8 @@ class OutputError(EdgeFinerError):
 class DiskFullError(OutputError):
     """The output device is full (or a file size limit was hit): no later output can be written
     either, so the run stops here; what was written is whole and ``--resume`` finishes it."""
+
+
+class CatalogueError(BundleError):
+    """A catalogue folder or index is missing or malformed, or an archive in it does not match
+    its index entry; nothing was installed."""

@@ -9,9 +9,16 @@ so their offsets index the input file's decoded text directly.
   is the runtime's own word splitting, so it round-trips through the build pipeline).
 - ``tsv``: one entity per row: ``source line start end label score text`` (document offsets).
 - ``brat``: standoff ``.ann`` lines ``T1<TAB>LABEL START END<TAB>TEXT`` (document offsets).
+
+Pre-tokenised input (``edge_finer/readers.py``) gives :class:`TokenRecord` s: one per sentence,
+its ``text`` the tokens joined by spaces; ``conll`` then writes the input's own rows with the
+tag as a new last column, and ``jsonl`` adds ``tokens`` and ``tags``.  The formats for
+annotation tools (``xmi``, ``webanno``, ``spacy``, ``spacy-jsonl``, ``hf``) are in
+``edge_finer/exports.py``.
 """
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -19,8 +26,11 @@ from typing import Iterable, Iterator, Sequence
 from .entity import Entity
 from .pretokenize import split_words
 
-FORMATS = ("table", "jsonl", "conll", "brat", "tsv")
-EXTENSIONS = {"table": ".txt", "jsonl": ".jsonl", "conll": ".conll", "brat": ".ann", "tsv": ".tsv"}
+FORMATS = ("table", "jsonl", "conll", "brat", "tsv", "xmi", "webanno", "spacy", "spacy-jsonl", "hf")
+EXTENSIONS = {"table": ".txt", "jsonl": ".jsonl", "conll": ".conll", "brat": ".ann", "tsv": ".tsv",
+              "xmi": ".xmi", "webanno": ".tsv", "spacy": ".spacy", "spacy-jsonl": ".jsonl", "hf": ".jsonl"}
+#: Formats written per document from all its records at once (``edge_finer/exports.py``).
+DOCUMENT_FORMATS = ("xmi", "webanno", "spacy")
 TSV_HEADER = "source\tline\tstart\tend\tlabel\tscore\ttext\n"
 
 
@@ -32,6 +42,18 @@ class Record:
     text: str
     entities: Sequence[Entity]
     routing: dict | None = None
+
+
+@dataclass(frozen=True)
+class TokenRecord(Record):
+    """One sentence of given tokens: ``text`` is the tokens joined by single spaces, ``spans``
+    each token's place in it; ``offset`` places ``text`` in the document text of
+    ``exports.document_text`` (one sentence per line).  ``rows`` are the input's CoNLL/TSV rows
+    (empty for JSONL input) and ``comments`` the lines kept before them."""
+
+    spans: tuple[tuple[int, int], ...] = ()
+    rows: tuple[str, ...] = ()
+    comments: tuple[str, ...] = ()
 
 
 def label_of(e: Entity, granularity: str) -> str:
@@ -61,12 +83,71 @@ def jsonl_chunks(rec: Record, granularity: str) -> Iterator[str]:
     yield "]" + (f', "routing": {dump(rec.routing)}' if rec.routing is not None else "") + "}\n"
 
 
+def token_jsonl_chunks(rec: TokenRecord, granularity: str) -> Iterator[str]:
+    """A pre-tokenised sentence: its tokens, their IOB2 tags, and entities with character
+    offsets into ``text`` and token indices (``token_end`` exclusive)."""
+    from .tokens import token_tags
+
+    starts = {a: k for k, (a, _) in enumerate(rec.spans)}
+    ends = {b: k for k, (_, b) in enumerate(rec.spans)}
+    ents = []
+    for e in rec.entities:
+        item = {"start": e.start, "end": e.end, "token_start": starts[e.start], "token_end": ends[e.end] + 1,
+                "text": e.text, "label": label_of(e, granularity), "score": e.score}
+        if granularity == "fine":
+            item["coarse_label"] = e.coarse_label
+        ents.append(item)
+    obj = {"source": rec.source, "line": rec.line, "text": rec.text, "tokens": [rec.text[a:b] for a, b in rec.spans],
+           "tags": token_tags(rec.spans, rec.entities, granularity), "entities": ents}
+    if rec.routing is not None:
+        obj["routing"] = rec.routing
+    yield json.dumps(obj, ensure_ascii=False) + "\n"
+
+
 def jsonl(rec: Record, granularity: str) -> str:
     return "".join(jsonl_chunks(rec, granularity))
 
 
+def token_conll(rec: TokenRecord, granularity: str) -> Iterator[str]:
+    """The input's rows, each with its IOB2 tag as a new last column (the row's own separator:
+    a tab, or a space in a space-separated CoNLL file); JSONL input: ``token<TAB>tag``."""
+    from .tokens import token_tags
+
+    for line in rec.comments:
+        yield line + "\n"
+    tags = token_tags(rec.spans, rec.entities, granularity)
+    if rec.rows:
+        for k in range(0, len(tags), 4096):
+            yield "".join(row + ("\t" if "\t" in row or not row.strip() else " ") + tag + "\n"
+                          for row, tag in zip(rec.rows[k:k + 4096], tags[k:k + 4096]))
+    else:
+        yield "".join(f"{_clean(rec.text[a:b])}\t{tag}\n" for (a, b), tag in zip(rec.spans, tags))
+    if tags or rec.comments:
+        yield "\n"
+
+
+def _grid(text: str, entities: Sequence[Entity]) -> list[tuple[int, int]]:
+    """The default word grid of ``text``, with a word cut wherever an entity starts or ends
+    inside it.  A bundle whose scheme cuts finer (``han-chars``: each Han character a word)
+    finds entities inside a default word; cutting there keeps every entity whole in the rows
+    without the writer having to know which scheme the annotator used."""
+    words = split_words(text)
+    cuts = sorted({p for e in entities for p in (e.start, e.end)})
+    if not cuts:
+        return words
+    out: list[tuple[int, int]] = []
+    for s, e in words:
+        inner = cuts[bisect.bisect_right(cuts, s):bisect.bisect_left(cuts, e)]
+        for a, b in zip([s] + inner, inner + [e]):
+            out.append((a, b))
+    return out
+
+
 def conll(rec: Record, granularity: str) -> Iterator[str]:
-    words = split_words(rec.text)
+    if isinstance(rec, TokenRecord):
+        yield from token_conll(rec, granularity)
+        return
+    words = _grid(rec.text, rec.entities)
     if not words:
         return
     tags = ["O"] * len(words)
@@ -105,6 +186,20 @@ class BratWriter:
                    f"{rec.offset + e.end}\t{_clean(e.text)}\n")
 
 
+def _jsonl_any(rec: Record, granularity: str) -> Iterator[str]:
+    return token_jsonl_chunks(rec, granularity) if isinstance(rec, TokenRecord) else jsonl_chunks(rec, granularity)
+
+
+def boundary(fmt: str, source: str) -> str:
+    """What starts each input when several go to one stream in ``fmt``: CoNLL-2003's
+    ``-DOCSTART-`` row (skipped by CoNLL readers) and, for brat, a ``# source = NAME`` line."""
+    if fmt == "conll":
+        return "-DOCSTART-\tO\n\n"
+    if fmt == "brat":
+        return f"# source = {_clean(source)}\n"
+    return ""
+
+
 def render(records: Iterable[Record], fmt: str, granularity: str, header: bool = True) -> Iterable[str]:
     """Chunks of output text for the non-table formats.
 
@@ -116,7 +211,11 @@ def render(records: Iterable[Record], fmt: str, granularity: str, header: bool =
             yield TSV_HEADER
         writer = tsv
     elif fmt == "jsonl":
-        writer = jsonl_chunks
+        writer = _jsonl_any
+    elif fmt in ("hf", "spacy-jsonl"):
+        from . import exports
+
+        writer = exports.hf_chunks if fmt == "hf" else exports.spacy_jsonl_chunks
     elif fmt == "conll":
         writer = conll
     elif fmt == "brat":

@@ -1,7 +1,8 @@
 """Names of the languages the router can recognise, and how to get a bundle for one.
 
 The router names a language even when no bundle for it is installed ("mr (Marathi): no bundle
-installed; build one with ..."), so it needs a name for every language of its reference
+installed; install it with `edge-finer bundles install mahaner-mr`" when the catalogue lists
+one, else "build one with ..."), so it needs a name for every language of its reference
 profiles (:mod:`edge_finer.langrefs`): the languages with text in ``../shared/data``.  Codes are
 BCP-47 as bundles use them (ISO 639-1 where one exists, else ISO 639-3); ``scripts`` are the
 ISO 15924 codes each language is written in, which the reference build records for each
@@ -134,7 +135,15 @@ def recipe_for(code: str) -> str | None:
 
 
 def no_bundle_line(code: str) -> str:
-    """The one line said when a text is named as a language that has no installed bundle."""
+    """The one line said when a text is named as a language that has no installed bundle: how
+    to install one from the catalogue when it lists one, else how to build one."""
+    from .catalogue import for_language
+
+    offers = for_language(code)
+    if offers:
+        names = " or ".join(f"`edge-finer bundles install {e.name}`" for e in offers[:3])
+        terms = " (non-commercial licence)" if all(e.non_commercial for e in offers[:3]) else ""
+        return f"{code} ({name_of(code)}): no bundle installed; install it with {names}{terms}"
     recipe = recipe_for(code)
     how = f"`edge-finer build {recipe}`" if recipe else "`edge-finer build RECIPE.toml`"
     return f"{code} ({name_of(code)}): no bundle installed; build one with {how} (see README, 'Building bundles')"

@@ -224,11 +224,12 @@ def _unpacked_archive(archive: Path) -> Path:
     return target_root / folder.name
 
 
-def install(source: str | os.PathLike[str], force: bool = False) -> Bundle:
+def install(source: str | os.PathLike[str], force: bool = False, expect_name: str | None = None) -> Bundle:
     """Copy a bundle folder or archive into the user data folder, verified, atomically.
 
     Nothing lands in the user folder unless the whole bundle verified; an existing bundle of
-    the same name is replaced only with ``force``.
+    the same name is replaced only with ``force``.  ``expect_name`` (a catalogue install)
+    refuses an archive that holds some other bundle than the one asked for.
     """
     from .archive import extract_bundle
 
@@ -248,6 +249,9 @@ def install(source: str | os.PathLike[str], force: bool = False) -> Bundle:
         else:
             raise BundleError(f"{src}: neither a bundle folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)})")
         bundle = open_bundle(staged)
+        if expect_name is not None and bundle.name != expect_name:
+            raise BundleError(f"{src}: holds bundle {bundle.name!r}, not {expect_name!r} as its catalogue entry "
+                              "says; refused, nothing installed")
         dest = dest_root / bundle.name
         if dest.exists():
             if not force:

@@ -3,8 +3,10 @@
 Why: after a crash or a kill, the outputs already in the folder are complete (each is written
 to a temporary file and renamed), so a rerun may skip them; but only if they were made with the
 same options, or a resumed run would silently mix, say, fine and coarse labels in one corpus.
-The record holds those options; ``--resume`` refuses a folder whose record differs or is absent,
-and clears the temporary files a killed run left behind.
+The record holds those options; ``--resume`` refuses a folder whose record differs, or that
+holds files but no record, and clears the temporary files a killed run left behind.  On a new or
+empty folder it simply starts the run (a batch script cannot always know whether it is the
+first run).
 """
 from __future__ import annotations
 
@@ -28,8 +30,11 @@ def start_run(folder: Path, options: dict[str, Any], resume: bool) -> None:
         from .safejson import read_json
 
         if not path.is_file():
-            raise OutputError(f"{folder}: holds no record of an earlier run ({RUN_FILE}); nothing to resume. "
-                              "Run without --resume")
+            if not _holds_files(folder):  # a new (or empty) folder: nothing to resume, so start
+                atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+                return
+            raise OutputError(f"{folder}: holds files but no record of an earlier run ({RUN_FILE}); "
+                              "run without --resume, or use another --output folder")
         previous = read_json(path, 1 << 20, "a run record", error=OutputError)
         if not isinstance(previous, dict):
             raise OutputError(f"{path}: unreadable run record (not a JSON object); run without --resume")
@@ -46,3 +51,13 @@ def start_run(folder: Path, options: dict[str, Any], resume: bool) -> None:
                 pass
         return
     atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _holds_files(folder: Path) -> bool:
+    """True when ``folder`` has anything in it but hidden entries (temporary files, records)."""
+    try:
+        return any(not p.name.startswith(".") for p in folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot read ({exc.strerror or exc})") from None

@@ -262,7 +262,9 @@ def bundle_row(b: Any) -> dict[str, Any]:
 
 
 def is_non_commercial(licence: str) -> bool:
-    return "NC" in licence.upper().replace("-", " ").split()
+    from .catalogue import is_non_commercial as _nc
+
+    return _nc(licence)
 
 
 def script_mismatch(bundle: Any, text: str) -> str | None:

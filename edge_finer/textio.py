@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from .errors import DiskFullError, InputError, OutputError
 
@@ -29,22 +29,14 @@ class Source:
     text: str | None = None  # given directly (--text or stdin)
 
 
-def expand_inputs(args: list[str]) -> Iterator[Source]:
-    """Files as given; folders walked recursively (hidden entries skipped), sorted."""
-    for arg in args:
-        path = Path(arg)
-        if path.is_dir():
-            found = False
-            for sub in sorted(path.rglob("*")):
-                rel = sub.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts) or not sub.is_file():
-                    continue
-                found = True
-                yield Source(str(sub), sub, str(rel.with_suffix("")))
-            if not found:
-                yield Source(str(path), path, path.name)  # reported as "no files" later
-        else:
-            yield Source(str(path), path, path.stem or path.name)
+def expand_inputs(args: list[str], input_format: str = "text", include: Sequence[str] = (),
+                  exclude: Sequence[str] = (), output: Path | None = None) -> Iterator[Source]:
+    """Files as given; folders walked for the files of ``input_format`` (see
+    :func:`edge_finer.inputs.walk`, which also says what it passed over), sorted."""
+    from .inputs import walk
+
+    for path, stem in walk(args, input_format, include, exclude, output).files:
+        yield Source(str(path), path, stem)
 
 
 def read_text(source: Source, encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -60,19 +52,28 @@ def read_text(source: Source, encoding: str = "utf-8", errors: str = "strict") -
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
     try:
-        with open(path, "r", encoding=encoding, errors=errors, newline="") as fh:
-            return fh.read()
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid {exc.encoding} (byte {exc.start}); pass --encoding for another "
-            "encoding or --errors replace to substitute bad bytes"
-        ) from None
-    except LookupError:
-        raise InputError(f"unknown encoding {encoding!r}") from None
+        with open(path, "rb") as fh:
+            data = fh.read()
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    from .inputs import SNIFF_BYTES, binary_kind, suggest_encoding
+
+    kind = binary_kind(data[:SNIFF_BYTES], encoding.lower())
+    if kind is not None:
+        raise InputError(f"{path}: not text: {kind}" + ("" if "--encoding" in kind else "; skipped"))
+    try:
+        return data.decode(encoding, errors)
+    except UnicodeDecodeError as exc:
+        guess = suggest_encoding(data)
+        hint = (f"it looks like {guess} (charset-normalizer's guess): pass --encoding {guess}"
+                if guess and guess.replace("_", "-").lower() != exc.encoding.replace("_", "-").lower()
+                else "pass --encoding for another encoding")
+        raise InputError(f"{path}: not valid {exc.encoding} (byte {exc.start}); {hint}, or --errors replace "
+                         "to substitute bad bytes") from None
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
 
 
 def iter_lines(text: str) -> Iterator[tuple[int, int, str]]:
@@ -112,7 +113,7 @@ def _new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write(target: Path, data: str | Iterable[str]) -> None:
+def atomic_write(target: Path, data: bytes | str | Iterable[str]) -> None:
     """Write ``data`` (a string, or chunks of one) to ``target`` via a temporary file and a rename.
 
     Chunks are written as they come, so an output never has to fit in memory whole; if making
@@ -132,7 +133,10 @@ def atomic_write(target: Path, data: str | Iterable[str]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             os.fchmod(fh.fileno(), _new_file_mode())
-            if isinstance(data, str):
+            if isinstance(data, bytes):  # a binary format (spaCy's DocBin)
+                fh.flush()
+                fh.buffer.write(data)
+            elif isinstance(data, str):
                 fh.write(data)
             else:
                 for chunk in data:

@@ -21,7 +21,8 @@ from rich.console import Console
 
 from edge_finer.bundle import write_bundle
 from edge_finer.langprofile import ORDERS, PROFILE_FILE, PROFILE_VERSION, TOP_NGRAMS
-from edge_finer.pretokenize import PRETOKENIZER
+from edge_finer.catalogue import is_non_commercial
+from edge_finer.pretokenize import scheme as pretokenizer_scheme
 from edge_finer.version import __version__ as EDGE_FINER_VERSION
 
 from .data import (Sentence, check_types, drop_types, read_annotated, read_unlabelled, to_model_words, types_in)
@@ -105,7 +106,9 @@ class Build:
         self.rep.console.print(f"[bold]building[/] {self.r.name} {self.r.version} from {self.r.path}"
                                f"\n    work folder {self.work.root}; {self.threads} thread(s)")
         plan: list[tuple[str, list[Any], Callable[[Path], None]]] = [
-            ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input], self.stage_data),
+            # the scheme only when not the default, so that work folders of earlier builds stay valid
+            ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input]
+             + ([r.pretokenizer] if r.pretokenizer != "words" else []), self.stage_data),
             ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input]
              + ([r.features] if r.features.enabled else []), self.stage_teacher),
             ("trim", [r.trim], self.stage_trim),
@@ -170,8 +173,8 @@ class Build:
                             f"{r.taxonomy.name!r}")
         train: list[Sentence] = []
         for p in r.data.train:
-            train += read_annotated(r.resolve(p), r.data.format, r.data.scheme)
-        evals = read_annotated(r.resolve(r.data.eval), r.data.format, r.data.scheme)
+            train += read_annotated(r.resolve(p), r.data.format, r.data.scheme, r.pretokenizer)
+        evals = read_annotated(r.resolve(r.data.eval), r.data.format, r.data.scheme, r.pretokenizer)
         if r.data.drop_types:
             dropped = drop_types(train, r.data.drop_types) + drop_types(evals, r.data.drop_types)
             self.rep.note(f"{dropped} tags of types {sorted(r.data.drop_types)} set to O (recipe drop_types)")
@@ -188,7 +191,7 @@ class Build:
             raise DataError(f"{r.resolve(r.data.eval)}: no evaluation sentences")
         unlabelled: list[list[str]] = []
         for p in r.data.unlabelled:
-            unlabelled += read_unlabelled(r.resolve(p), r.data.format)
+            unlabelled += read_unlabelled(r.resolve(p), r.data.format, r.pretokenizer)
         unlabelled = [ws for ws in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if ws]
         if teacher_labels:
             labels = list(teacher_labels)
@@ -198,7 +201,7 @@ class Build:
             labels = ["O"] + [f"{p}-{t}" for t in order for p in ("B", "I")]
         types = [lab[2:] for lab in labels if lab.startswith("B-")]
         types += [lab[2:] for lab in labels if lab.startswith("I-") and lab[2:] not in types]
-        model_train = [to_model_words(s) for s in train]
+        model_train = [to_model_words(s, r.pretokenizer) for s in train]
         write_jsonl(d / "train.jsonl", [{"words": s.tokens, "tags": s.tags} for s in model_train if s.tokens])
         write_jsonl(d / "eval.jsonl", [{"tokens": s.tokens, "tags": s.tags, "where": s.where()} for s in evals])
         write_jsonl(d / "unlabelled.jsonl", [{"words": ws} for ws in unlabelled])
@@ -279,11 +282,18 @@ class Build:
         ids = special_ids(tok, tok_family)
         label2id = {lab: i for i, lab in enumerate(labels)}
         spec = r.feature_spec()
-        windows = encode(tok, [row["words"] for row in train], [row["tags"] for row in train], label2id,
+        sentences = [(row["words"], row["tags"]) for row in train]
+        if t.mention_replacement > 0:  # training copies only; the dev split that selects is never touched
+            from .augment import replace_mentions
+
+            sentences += replace_mentions(sentences, t.mention_replacement, r.seed)
+        windows = encode(tok, [w for w, _ in sentences], [tags for _, tags in sentences], label2id,
                          r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
         cfg = make_config(t.family, tok.get_vocab_size(), t.layers, t.hidden, t.heads, t.intermediate, labels,
                           r.runtime.max_length, ids, t.dropout, t.kernel)
-        self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows")
+        self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows"
+                      + (f" ({len(sentences) - len(train)} sentences with swapped mentions)"
+                         if len(sentences) > len(train) else ""))
         folders, member_facts = [], []
         scorer = self._dev_scorer(t, tok, ids, labels, spec)  # one encoding of the dev split for all members
         for k in range(t.ensemble):  # members differ only by seed (initialisation and batch order)
@@ -292,13 +302,16 @@ class Build:
             select = self._selector(t, scorer, len(windows), start_at_zero=False)
             model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed + k, self.rep,
                                          features=(spec, r.features.dim) if spec else None,
-                                         word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select)
+                                         word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select,
+                                         form_dropout=t.form_dropout)
             folder = d / ("model" if k == 0 else f"model_{k}")
             model.save_pretrained(str(folder), safe_serialization=True)
             save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
             folders.append(str(folder))
             member_facts.append({"seed": r.seed + k, **facts})
         facts = member_facts[0] if t.ensemble == 1 else {**member_facts[0], "ensemble": member_facts}
+        if len(sentences) > len(train):
+            facts = {**facts, "swapped_mention_sentences": len(sentences) - len(train)}
         write_json(d / "teacher.json", {"folder": folders[0], "members": folders, "family": t.family, "labels": labels,
                                         "origin": "trained from scratch by this build"
                                                   + (f" (an ensemble of {t.ensemble}, different seeds)"
@@ -320,7 +333,8 @@ class Build:
         from .selection import DevScorer
 
         known = {lab[2:] for lab in labels if lab != "O"}
-        evals = [to_model_words(Sentence(row["tokens"], [t if t == "O" or t[2:] in known else "O" for t in row["tags"]]))
+        evals = [to_model_words(Sentence(row["tokens"], [t if t == "O" or t[2:] in known else "O" for t in row["tags"]]),
+                                self.r.pretokenizer)
                  for row in read_jsonl(self.work.path("data") / "eval.jsonl")]
         evals = [e for e in evals if e.tokens]
         windows = encode(tok, [e.tokens for e in evals], None, None, self.r.runtime.max_length,
@@ -356,7 +370,7 @@ class Build:
         corpus = [row["words"] for row in read_jsonl(self.work.path("data") / "train.jsonl")]
         corpus += [row["words"] for row in read_jsonl(self.work.path("data") / "unlabelled.jsonl")]
         if r.trim.include_eval:
-            corpus += [to_model_words(Sentence(row["tokens"], row["tags"])).tokens
+            corpus += [to_model_words(Sentence(row["tokens"], row["tags"]), r.pretokenizer).tokens
                        for row in read_jsonl(self.work.path("data") / "eval.jsonl")]
         keep = plan_keep(tok, corpus, r.trim.chars, info["special"]["pad_id"])
         new_tok = rewrite_tokenizer(tok, keep)
@@ -382,7 +396,7 @@ class Build:
 
     def stage_student(self, d: Path) -> None:
         from .distill import distill, teacher_logits
-        from .encode import encode
+        from .encode import encode, form_columns
         from .student import init_student, student_config, with_features
         from .teacher import count_parameters, load_model
         from .tokenizer_train import load_backend_tokenizer, save_hf_tokenizer
@@ -427,7 +441,9 @@ class Build:
             soft = self._ensemble_targets(soft, info, [row["words"] for row in train] + extra)
         select = self._selector(s, self._dev_scorer(s, tok, ids, labels, spec), len(windows), start_at_zero=True)
         facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep,
-                        word_dropout=s.word_dropout, unk_id=unk_id(tok), select=select)
+                        word_dropout=s.word_dropout, unk_id=unk_id(tok), select=select,
+                        form_dropout=s.form_dropout,
+                        form_columns=form_columns(spec.kinds) if spec is not None else ())
         out = d / "model"
         student.save_pretrained(str(out), safe_serialization=True)
         save_hf_tokenizer(tok, out, info.get("roles") or {}, r.runtime.max_length)
@@ -556,7 +572,7 @@ class Build:
                           f"R {res.scores['recall']:.4f}), {res.scores['words_per_second']:,.0f} words/s")
             if name == "student_int8" and r.runtime.calibrate_threshold:
                 results["threshold_calibration"] = {
-                    "split": r.data.eval_split, **calibrate_threshold(res.entities, sentences)}
+                    "split": r.data.eval_split, **calibrate_threshold(res.entities, sentences, r.pretokenizer)}
                 cal = results["threshold_calibration"]
                 self.rep.note(f"threshold {cal['threshold']:.2f}: F1 {cal['f1_at_zero']:.4f} at 0 → {cal['f1']:.4f}")
         for name, _, _, _ in systems[1:]:
@@ -607,7 +623,7 @@ class Build:
             "language": {"bcp47": r.language.bcp47, "iso639_3": r.language.iso639_3,
                          "name": r.language.name, "scripts": list(r.language.scripts)},
             "taxonomy": {"name": r.taxonomy.name, "types": lab["types"], "coarse": lab["coarse"]},
-            "labels": lab["labels"], "pretokenizer": dict(PRETOKENIZER),
+            "labels": lab["labels"], "pretokenizer": pretokenizer_scheme(r.pretokenizer).manifest(),
             "max_length": r.runtime.max_length, "stride": r.runtime.stride,
             "input": {"bos_id": ids["bos_id"], "eos_id": ids["eos_id"], "pad_id": ids["pad_id"], "names": names},
             "decoding": {"aggregation": r.runtime.aggregation, "threshold": r.runtime.threshold},
@@ -651,6 +667,8 @@ class Build:
             "evaluation": evaluation,
             "training_data": self._sources(stats["train_sentences"]),
             "licence": self._licence(),
+            # said outright, not left to a reader's parsing of the licence name (issue 20)
+            "non_commercial": is_non_commercial(self._licence()),
             "built_with": _toolchain(),
             "demo": bool(r.demo),
             "recipe": {"file": _display_path(r.path, r.root), "seed": r.seed},

@@ -101,6 +101,9 @@ def render_card(m: Mapping[str, Any]) -> str:
         "## Licence",
         "",
         f"{m['licence']} (the most restrictive licence of the training data).",
+        *(["", "**NON-COMMERCIAL**: the training data's licence forbids commercial use of this bundle; "
+               "ask the data's authors for other terms."]
+          if m.get("non_commercial") else []),
         "",
         "## Limits",
         "",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence, TextIO
 
-from edge_finer.pretokenize import words as split_to_words, split_words
+from edge_finer.pretokenize import DEFAULT as DEFAULT_PRETOKENIZER, words as split_to_words, split_words
 
 from .errors import DataError
 
@@ -181,13 +181,14 @@ def read_conll(path: Path, scheme: str = "auto") -> list[Sentence]:
 # -- JSONL ----------------------------------------------------------------------------------
 
 
-def read_jsonl(path: Path, scheme: str = "auto") -> list[Sentence]:
+def read_jsonl(path: Path, scheme: str = "auto", pretokenizer: str = DEFAULT_PRETOKENIZER) -> list[Sentence]:
     """Sentences of a JSON-lines file, one object per line, in one of three shapes.
 
     ``{"tokens": [...], "tags": [...]}``; ``{"tokens": [...], "spans"|"entities":
     [{"start", "end", "label"}]}`` with token indices (end exclusive); or ``{"text": "...",
     "spans"|"entities": [...]}`` with character offsets (end exclusive), in which case the text
-    is cut into words by the runtime's splitter and a word belongs to every span it overlaps.
+    is cut into words by the runtime's splitter (``pretokenizer``: the recipe's scheme) and a
+    word belongs to every span it overlaps.
     """
     out: list[Sentence] = []
     with _open_text(path) as fh:
@@ -202,7 +203,7 @@ def read_jsonl(path: Path, scheme: str = "auto") -> list[Sentence]:
                     raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
                 if not isinstance(obj, dict):
                     raise DataError(f"{where}: expected a JSON object")
-                sent = _json_sentence(obj, where, scheme)
+                sent = _json_sentence(obj, where, scheme, pretokenizer)
                 if sent.tokens:
                     sent.source, sent.line = str(path), n
                     out.append(sent)
@@ -211,7 +212,7 @@ def read_jsonl(path: Path, scheme: str = "auto") -> list[Sentence]:
     return out
 
 
-def _json_sentence(obj: dict, where: str, scheme: str) -> Sentence:
+def _json_sentence(obj: dict, where: str, scheme: str, pretokenizer: str = DEFAULT_PRETOKENIZER) -> Sentence:
     spans = obj.get("spans", obj.get("entities"))
     if "tokens" in obj:
         tokens = obj["tokens"]
@@ -230,7 +231,7 @@ def _json_sentence(obj: dict, where: str, scheme: str) -> Sentence:
         text = obj["text"]
         if not isinstance(text, str):
             raise DataError(f"{where}: 'text' must be a string")
-        offsets = split_words(text)
+        offsets = split_words(text, pretokenizer)
         tags = ["O"] * len(offsets)
         _apply_spans(tags, offsets, spans, where, "character", limit=len(text))
         return Sentence([text[a:b] for a, b in offsets], tags)
@@ -266,27 +267,28 @@ def _apply_spans(tags: list[str], units: list[tuple[int, int]], spans: object, w
 # -- dispatch, plain text, checks -----------------------------------------------------------
 
 
-def read_annotated(path: Path, fmt: str = "auto", scheme: str = "auto") -> list[Sentence]:
+def read_annotated(path: Path, fmt: str = "auto", scheme: str = "auto",
+                   pretokenizer: str = DEFAULT_PRETOKENIZER) -> list[Sentence]:
     """Read one annotated file; ``fmt`` ``auto`` goes by the extension (.jsonl/.json → JSONL)."""
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     if fmt == "jsonl" or (fmt == "auto" and path.suffix.lower() in (".jsonl", ".json", ".ndjson")):
-        return read_jsonl(path, scheme)
+        return read_jsonl(path, scheme, pretokenizer)
     return read_conll(path, scheme)
 
 
-def read_unlabelled(path: Path, fmt: str = "auto") -> list[list[str]]:
+def read_unlabelled(path: Path, fmt: str = "auto", pretokenizer: str = DEFAULT_PRETOKENIZER) -> list[list[str]]:
     """Word lists of extra text for distillation: ``.txt`` a sentence per line, or the tokens
     of an annotated file (its tags ignored)."""
     if not path.is_file():
         raise DataError(f"{path}: unlabelled text file not found")
     if path.suffix.lower() in (".conll", ".jsonl", ".json", ".ndjson", ".tsv", ".iob", ".bio"):
-        return [to_model_words(s).tokens for s in read_annotated(path, fmt, "auto")]
+        return [to_model_words(s, pretokenizer).tokens for s in read_annotated(path, fmt, "auto", pretokenizer)]
     out = []
     try:
         with open(path, encoding="utf-8-sig") as fh:
             for line in fh:
-                ws = split_to_words(line)
+                ws = split_to_words(line, pretokenizer)
                 if ws:
                     out.append(ws)
     except UnicodeDecodeError as exc:
@@ -330,8 +332,10 @@ def drop_types(sentences: list[Sentence], types: Iterable[str]) -> int:
     return changed
 
 
-def to_model_words(s: Sentence) -> Sentence:
+def to_model_words(s: Sentence, pretokenizer: str = DEFAULT_PRETOKENIZER) -> Sentence:
     """Re-split gold tokens into the runtime's words, carrying tags over (parity rule).
+
+    ``pretokenizer`` is the recipe's scheme, the one its bundle's manifest names for the runtime.
 
     The first piece of a token keeps its tag; further pieces of an entity token become
     ``I-TYPE``; a token with no pieces (only spaces or format characters) is dropped and a
@@ -341,7 +345,7 @@ def to_model_words(s: Sentence) -> Sentence:
     tags: list[str] = []
     lines: list[int] = []
     for k, (tok, tag) in enumerate(zip(s.tokens, s.tags)):
-        pieces = split_to_words(tok)
+        pieces = split_to_words(tok, pretokenizer)
         for j, piece in enumerate(pieces):
             words.append(piece)
             tags.append(tag if j == 0 or tag == "O" else "I-" + tag[2:])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 import torch.nn.functional as F
 
-from .encode import IGNORE, Window, batches, drop_words
+from .encode import IGNORE, Window, batches, drop_forms, drop_words
 from .featured import forward_kwargs
 from .progress import Reporter
 from .train import Schedule, fit
@@ -42,16 +42,20 @@ def teacher_logits(teacher: torch.nn.Module, windows: Sequence[Window], pad_id: 
 def distill(student: torch.nn.Module, windows: Sequence[Window], soft: Sequence[torch.Tensor],
             sched: Schedule, pad_id: int, seed: int, temperature: float, alpha: float,
             reporter: Reporter, word_dropout: float = 0.0, unk_id: int | None = None,
-            select: "BestCheckpoint | None" = None) -> dict[str, float]:
+            select: "BestCheckpoint | None" = None, form_dropout: float = 0.0,
+            form_columns: Sequence[int] = ()) -> dict[str, float]:
     """Train ``student`` in place on ``alpha``·CE(gold) + (1−``alpha``)·T²·KL(teacher ‖ student).
 
     The teacher's targets come from clean inputs; ``word_dropout`` hides subword ids from the
-    student only (it must then infer the teacher's answer from context and word features)."""
+    student only (it must then infer the teacher's answer from context and word features);
+    ``form_dropout`` hides whole words from it, ids and the feature ``form_columns``."""
     gen = torch.Generator().manual_seed(seed)
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor], idx: list[int]) -> torch.Tensor:
         if word_dropout > 0 and unk_id is not None:
             batch = drop_words(batch, word_dropout, unk_id, gen)
+        if form_dropout > 0 and unk_id is not None:
+            batch = drop_forms(batch, form_dropout, unk_id, form_columns, gen)
         logits = m(**forward_kwargs(m, batch)).logits
         first = batch["first"]
         s = logits[first]  # row-major: window by window, positions ascending, as `soft` was built

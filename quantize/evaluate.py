@@ -3,12 +3,14 @@
 Why through the runtime: the figures in a manifest must describe what users get, so every
 system — the PyTorch teacher (plugged in as a custom backend), the fp32 student and the int8
 student — is run by ``edge_finer.annotator.Annotator`` on raw text (the gold tokens joined by
-single spaces), with the runtime's own sentence splitting, windowing and IOB2 decoding.  The
+single spaces, or by nothing next to a Han character under ``han-chars``: Chinese is written
+without spaces), with the runtime's own sentence splitting, windowing and IOB2 decoding.  The
 predicted character spans are mapped back onto the gold tokens (first overlapping token B-,
 the rest I-) and scored with seqeval, strict IOB2, overall and per type.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ import torch
 
 from edge_finer.annotator import Annotator
 from edge_finer.bundle import Bundle
-from edge_finer.pretokenize import split_words
+from edge_finer.pretokenize import DEFAULT as DEFAULT_PRETOKENIZER, HAN
 
 from .data import Sentence
 
@@ -46,13 +48,28 @@ class SystemResult:
     entities: list[list[Any]]  # the annotator's entities per sentence (for threshold calibration)
 
 
-def gold_text(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
-    """The tokens joined by single spaces, and each token's character span in that text."""
+_HAN_CHAR = re.compile("[" + HAN + "]")
+
+
+def gold_text(tokens: Sequence[str], pretokenizer: str = DEFAULT_PRETOKENIZER) -> tuple[str, list[tuple[int, int]]]:
+    """The tokens joined as text, and each token's character span in that text.
+
+    Joined by single spaces; under ``han-chars`` no space is put next to a Han character, so
+    Chinese is scored as it is written (``北京大学`` rather than ``北 京 大 学``).  Either way the
+    runtime's words of the text are the re-split gold tokens (the pipeline's training grid).
+    """
+    han = pretokenizer == "han-chars"
+    parts: list[str] = []
     spans, pos = [], 0
-    for tok in tokens:
+    for k, tok in enumerate(tokens):
+        if k:
+            glue = "" if han and (_HAN_CHAR.match(tokens[k - 1][-1:]) or _HAN_CHAR.match(tok[:1])) else " "
+            parts.append(glue)
+            pos += len(glue)
         spans.append((pos, pos + len(tok)))
-        pos += len(tok) + 1
-    return " ".join(tokens), spans
+        parts.append(tok)
+        pos += len(tok)
+    return "".join(parts), spans
 
 
 def spans_to_tags(entities: Sequence[Any], token_spans: Sequence[tuple[int, int]]) -> list[str]:
@@ -84,7 +101,8 @@ def run_system(annotator: Annotator, speed_annotator: Annotator, sentences: Sequ
                speed_sentences: int, threads: int) -> SystemResult:
     """Annotate the gold texts with ``annotator`` and score them; time ``speed_sentences`` of them
     with ``speed_annotator`` (built for ``threads`` threads, the figure users compare)."""
-    texts, grids = zip(*(gold_text(s.tokens) for s in sentences)) if sentences else ((), ())
+    key = annotator.bundle.pretokenizer.key
+    texts, grids = zip(*(gold_text(s.tokens, key) for s in sentences)) if sentences else ((), ())
     found = annotator.annotate_batch(list(texts))
     pred = [spans_to_tags(ents, grid) for ents, grid in zip(found, grids)]
     result = score([s.tags for s in sentences], pred)
@@ -97,7 +115,7 @@ def words_per_second(annotator: Annotator, texts: list[str], threads: int) -> fl
     """Words (runtime words) per second over ``texts``, best of two passes after a warm-up."""
     if not texts:
         return 0.0
-    n_words = sum(len(split_words(t)) for t in texts)
+    n_words = sum(len(annotator.bundle.pretokenizer.split(t)) for t in texts)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -129,7 +147,8 @@ def staged_bundle(folder: Path, manifest: Mapping[str, Any]) -> Bundle:
 THRESHOLDS = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
-def calibrate_threshold(found: Sequence[Sequence[Any]], sentences: Sequence[Sentence]) -> dict[str, Any]:
+def calibrate_threshold(found: Sequence[Sequence[Any]], sentences: Sequence[Sentence],
+                        pretokenizer: str = DEFAULT_PRETOKENIZER) -> dict[str, Any]:
     """The entity-score threshold that maximises F1 on ``sentences`` (ties: the lowest).
 
     Why per bundle: how confident a model is when it is right differs by language and data
@@ -137,7 +156,7 @@ def calibrate_threshold(found: Sequence[Sequence[Any]], sentences: Sequence[Sent
     default without tuning.  ``found`` are the entities :func:`run_system` already produced
     for these sentences at threshold 0, so nothing is annotated twice: the sweep only filters.
     """
-    grids = [gold_text(s.tokens)[1] for s in sentences]
+    grids = [gold_text(s.tokens, pretokenizer)[1] for s in sentences]
     gold = [s.tags for s in sentences]
     curve = {}
     for t in THRESHOLDS:

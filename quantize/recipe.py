@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edge_finer.features import KINDS as FEATURE_KINDS
+from edge_finer.pretokenize import scheme as pretokenizer_scheme
 
 from .errors import RecipeError
 
@@ -80,6 +81,8 @@ class Teacher:
     kernel: int = 3  # cnn: words of context each convolution sees (odd)
     dropout: float = 0.1
     word_dropout: float = 0.0  # share of subword ids replaced by the unknown token while training
+    form_dropout: float = 0.0  # share of whole words hidden while training: ids and form/long-affix features
+    mention_replacement: float = 0.0  # copies (per sentence with a mention) with mentions swapped by type
     epochs: float = 3.0
     max_steps: int = 0  # 0 = epochs decide
     batch_size: int = 16
@@ -112,6 +115,7 @@ class Student:
     alpha: float = 0.5  # weight of gold cross-entropy; 1 - alpha goes to the distillation loss
     dropout: float = 0.1
     word_dropout: float = 0.0  # as teacher.word_dropout, for the student's inputs
+    form_dropout: float = 0.0  # as teacher.form_dropout, for the student's inputs
     epochs: float = 3.0
     max_steps: int = 0
     batch_size: int = 16
@@ -184,6 +188,7 @@ class Recipe:
     description: str = ""
     output: str = "bundles"  # parent folder of the bundle, relative to root
     work: str = ""  # work folder, relative to root; default .work/<name>
+    pretokenizer: str = "words"  # word pre-tokenisation (edge_finer.pretokenize.SCHEMES): words | han-chars
     language: Language = field(default_factory=Language)
     taxonomy: Taxonomy = field(default_factory=Taxonomy)
     data: Data = field(default_factory=Data)
@@ -217,7 +222,7 @@ _SECTIONS: dict[str, type] = {
     "evaluation": Evaluation,
 }
 _TOP = {"name": str, "version": str, "seed": int, "threads": int, "demo": bool, "licence": str, "description": str,
-        "output": str, "work": str, "root": str}
+        "output": str, "work": str, "root": str, "pretokenizer": str}
 _CHOICES = {
     ("data", "format"): ("auto", "conll", "jsonl"),
     ("data", "scheme"): ("auto", "iob2", "iob1", "bilou", "iobes", "io"),
@@ -313,6 +318,10 @@ def _check(r: Recipe) -> None:
     where = str(r.path)
     if not r.language.bcp47:
         raise RecipeError(f"{where}: language.bcp47 is required")
+    try:
+        pretokenizer_scheme(r.pretokenizer)
+    except ValueError as exc:
+        raise RecipeError(f"{where}: pretokenizer: {exc}") from None
     if not r.taxonomy.name:
         raise RecipeError(f"{where}: taxonomy.name is required")
     if not r.data.train:
@@ -343,6 +352,11 @@ def _check(r: Recipe) -> None:
         raise RecipeError(f"{where}: features.buckets must be in 2..4194304 and features.dim in 1..1024")
     if not (0.0 <= r.teacher.word_dropout < 1.0 and 0.0 <= r.student.word_dropout < 1.0):
         raise RecipeError(f"{where}: word_dropout must be in [0, 1)")
+    if not (0.0 <= r.teacher.form_dropout < 1.0 and 0.0 <= r.student.form_dropout < 1.0):
+        raise RecipeError(f"{where}: form_dropout must be in [0, 1)")
+    if not 0.0 <= r.teacher.mention_replacement <= 4.0:
+        raise RecipeError(f"{where}: teacher.mention_replacement must be between 0 and 4 (copies per sentence "
+                          "with a mention)")
     if not 1 <= r.teacher.ensemble <= 16:
         raise RecipeError(f"{where}: teacher.ensemble must be between 1 and 16")
     if r.teacher.ensemble > 1 and r.teacher.path:

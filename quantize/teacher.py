@@ -125,14 +125,17 @@ def load_model(folder: Path) -> torch.nn.Module:
 
 def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: int, seed: int,
                   reporter: Reporter, features: tuple[Any, int] | None = None, word_dropout: float = 0.0,
-                  unk_id: int | None = None, select: Any = None) -> tuple[torch.nn.Module, dict[str, float]]:
+                  unk_id: int | None = None, select: Any = None,
+                  form_dropout: float = 0.0) -> tuple[torch.nn.Module, dict[str, float]]:
     """Train a randomly initialised token classifier on gold labels (cross-entropy).
 
     ``features`` = ``(FeatureSpec, dim)`` adds hashed word features to its input;
     ``word_dropout`` replaces that share of subword ids by ``unk_id`` in each training batch;
+    ``form_dropout`` hides that share of whole words, ids and identifying features
+    (:func:`~quantize.encode.drop_forms`);
     ``select`` (a :class:`~quantize.selection.BestCheckpoint`) keeps the best weights on dev."""
     from .convnet import MODEL_TYPE as CONV, ConvTokenClassifier
-    from .encode import drop_words
+    from .encode import drop_forms, drop_words, form_columns
     from .featured import FeaturedTokenClassifier, forward_kwargs
 
     torch.manual_seed(seed)
@@ -144,10 +147,13 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
         model = FeaturedTokenClassifier(model, *features)
 
     gen = torch.Generator().manual_seed(seed)
+    columns = form_columns(features[0].kinds) if features is not None else []
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor], _: list[int]) -> torch.Tensor:
         if word_dropout > 0 and unk_id is not None:
             batch = drop_words(batch, word_dropout, unk_id, gen)
+        if form_dropout > 0 and unk_id is not None:
+            batch = drop_forms(batch, form_dropout, unk_id, columns, gen)
         return m(**forward_kwargs(m, batch), labels=batch["labels"]).loss
 
     facts = fit(model, windows, sched, pad_id, seed, loss_fn, reporter, "teacher", select)

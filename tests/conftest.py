@@ -40,6 +40,8 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.delenv("EDGE_FINER_BUNDLES", raising=False)
     monkeypatch.setenv("EDGE_FINER_SHIPPED", "0")  # tests of shipped bundles turn them back on
     monkeypatch.setenv("EDGE_FINER_LANGID", "0")  # py3langid (optional) vetoes only where a test asks
+    # no catalogue unless a test gives one: the repository's catalogue/ must not change hints
+    monkeypatch.setenv("EDGE_FINER_CATALOGUE", str(home / "no-catalogue"))
     from edge_finer.annotator import clear_cache
 
     clear_cache()

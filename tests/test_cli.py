@@ -292,13 +292,16 @@ def test_output_folder_one_file_per_input_with_recursion(bundles_env, tmp_path: 
     (src / ".hidden" / "x.txt").write_text("Delhi\n", encoding="utf-8")
     (src / ".dot.txt").write_text("Delhi\n", encoding="utf-8")
     out = tmp_path / "out"
-    for fmt, ext in (("jsonl", ".jsonl"), ("conll", ".conll"), ("brat", ".ann"), ("tsv", ".tsv"),
-                     ("table", ".txt")):
+    for fmt, ext in (("jsonl", ".jsonl"), ("conll", ".conll"), ("tsv", ".tsv"), ("table", ".txt")):
         result = run("annotate", src, "-b", "tiny-en", "-f", fmt, "-o", out)
         assert ok(result) == ""
         assert _all_files(out) >= {f"a{ext}", f"sub/b{ext}", f"sub/deeper/c{ext}"}
     assert _all_files(out) == {f"{stem}{ext}" for stem in ("a", "sub/b", "sub/deeper/c")
-                               for ext in (".jsonl", ".conll", ".ann", ".tsv", ".txt")}, "no .part files"
+                               for ext in (".jsonl", ".conll", ".tsv", ".txt")}, "no .part files"
+    brat = tmp_path / "brat"  # a brat collection: each .ann with its .txt, and the types declared
+    assert ok(run("annotate", src, "-b", "tiny-en", "-f", "brat", "-o", brat)) == ""
+    assert _all_files(brat) == {f"{stem}{ext}" for stem in ("a", "sub/b", "sub/deeper/c")
+                                for ext in (".ann", ".txt")} | {"annotation.conf"}
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
     rec = json.loads((out / "sub" / "deeper" / "c.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert rec["source"] == str(src / "sub" / "deeper" / "c.md")
@@ -387,9 +390,12 @@ def test_surrogateescape_round_trips_into_output_files(bundles_env, tmp_path: Pa
     src = tmp_path / "bad.txt"
     src.write_bytes(b"Delhi \xff Ravi\n")
     out = tmp_path / "out"
-    for fmt in ("jsonl", "tsv", "conll", "brat", "table"):
+    for fmt in ("jsonl", "tsv", "conll", "table"):
         ok(run("annotate", src, "-b", "tiny-en", "--errors", "surrogateescape", "-f", fmt, "-o", out))
-    assert _all_files(out) == {"bad.jsonl", "bad.tsv", "bad.conll", "bad.ann", "bad.txt"}
+    assert _all_files(out) == {"bad.jsonl", "bad.tsv", "bad.conll", "bad.txt"}
+    brat = tmp_path / "brat"
+    ok(run("annotate", src, "-b", "tiny-en", "--errors", "surrogateescape", "-f", "brat", "-o", brat))
+    assert (brat / "bad.txt").read_bytes() == src.read_bytes(), "brat's .txt holds the input's bytes"
     rec = json.loads((out / "bad.jsonl").read_bytes().decode("utf-8", "surrogateescape").splitlines()[0])
     assert rec["text"].encode("utf-8", "surrogateescape") == b"Delhi \xff Ravi"
     assert [e["text"] for e in rec["entities"]] == ["Delhi", "Ravi"]

@@ -64,7 +64,10 @@ def test_streamed_output_is_byte_identical_with_a_real_int8_model(tmp_path: Path
     from benchmarks.soak import dev_sentences
 
     bundle = ROOT / "bundles" / "multiconer2-en"
-    sents = dev_sentences(1050)
+    try:
+        sents = dev_sentences(1050)
+    except OSError:
+        sents = []
     if not bundle.is_dir() or len(sents) < 1050:
         pytest.skip("needs the shipped English bundle and the English dev split")
     ann = Annotator(open_bundle(bundle), threads=1)
@@ -160,3 +163,15 @@ def test_cli_streams_large_files_with_the_same_output(tiny_bundle: Path, tmp_pat
         assert bool(calls) == (name == "streamed")
         outs[name] = (tmp_path / name / "corpus.jsonl").read_bytes()
     assert outs["streamed"] == outs["whole"]
+
+
+def test_binary_file_is_refused_as_the_whole_text_path_refuses_it(annotator, tmp_path: Path):
+    from edge_finer.errors import InputError
+
+    path = tmp_path / "report.txt"
+    path.write_bytes(b"%PDF-1.4\n" + b"Delhi " * 1000)
+    with pytest.raises(InputError) as whole:
+        read_text(Source(str(path), path, "report"))
+    with pytest.raises(InputError) as streamed:
+        bigfile.stream_file(annotator, path, str(path), "jsonl", "fine", "strict")
+    assert str(streamed.value) == str(whole.value)

@@ -16,7 +16,8 @@ from edge_finer.annotator import Annotator
 from edge_finer.bundle import open_bundle
 from edge_finer.entity import Entity
 from quantize.data import Sentence
-from quantize.encode import drop_words
+from quantize.augment import mentions_of, replace_mentions
+from quantize.encode import FORM_KINDS, drop_forms, drop_words, form_columns
 from quantize.errors import RecipeError
 from quantize.evaluate import calibrate_threshold
 from quantize.recipe import load_recipe
@@ -35,7 +36,8 @@ def _cnn_recipe(d: Path, name: str = "test-cnn", extra: str = CNN_EXTRA) -> Path
     dev = write_conll(d / "dev.conll", synthetic_sentences(60, seed=12))
     text = recipe_text(name, train, dev, family="cnn", extra=extra)
     text = text.replace("[runtime]", "[runtime]\ncalibrate_threshold = true")
-    text = text.replace("[teacher]\n", "[teacher]\nensemble = 2\n")
+    text = text.replace("[teacher]\n", "[teacher]\nensemble = 2\nmention_replacement = 0.5\nform_dropout = 0.1\n")
+    text = text.replace("[student]\n", "[student]\nform_dropout = 0.1\n")
     text = text.replace("learning_rate = 3e-3\n",
                         "learning_rate = 3e-3\nword_dropout = 0.1\nselect_on_dev = true\nselect_every = 0.5\n")
     path = d / "recipe.toml"
@@ -91,6 +93,14 @@ def test_ensemble_teachers_are_trained_and_distilled_together(cnn_build: dict):
     assert "ensemble of 2" in m["teacher"]["origin"]
 
 
+def test_teachers_train_on_sentences_with_swapped_mentions(cnn_build: dict):
+    manifest = open_bundle(cnn_build["bundle"]).manifest
+    r = load_recipe(cnn_build["recipe"])  # the fixture's build also ran with form dropout on both models
+    assert r.teacher.mention_replacement == 0.5 and r.teacher.form_dropout == r.student.form_dropout == 0.1
+    # synthetic train: 300 sentences, nearly all with a mention → about 150 copies
+    assert 100 <= manifest["model"]["teacher"]["training"]["swapped_mention_sentences"] <= 150
+
+
 def test_ensemble_needs_teachers_trained_here(tmp_path: Path):
     path = _cnn_recipe(tmp_path)
     path.write_text(path.read_text(encoding="utf-8").replace("ensemble = 2", "ensemble = 0"), encoding="utf-8")
@@ -138,9 +148,55 @@ def test_word_dropout_hides_only_real_subwords():
     assert torch.equal(batch["input_ids"], ids)  # the caller's batch is not changed
 
 
+def test_form_dropout_hides_whole_words_and_their_identifying_features():
+    from edge_finer.features import KINDS
+
+    # bos, a word of two subwords, a word of one, eos, padding
+    ids = torch.tensor([[2, 10, 11, 12, 3, 0]])
+    first = torch.tensor([[False, True, False, True, False, False]])
+    feats = torch.arange(1, 6 * len(KINDS) + 1).reshape(1, 6, len(KINDS))
+    batch = {"input_ids": ids, "attention_mask": (ids != 0).long(), "first": first, "word_features": feats}
+    cols = form_columns(KINDS)
+    assert [KINDS[c] for c in cols] == list(FORM_KINDS)
+    gen = torch.Generator().manual_seed(0)
+    kept = drop_forms(batch, 0.0, 1, cols, gen)
+    assert torch.equal(kept["input_ids"], ids) and torch.equal(kept["word_features"], feats)
+    gone = drop_forms(batch, 0.999999, 1, cols, gen)
+    assert gone["input_ids"].tolist() == [[2, 1, 1, 1, 3, 0]]
+    others = [k for k in range(len(KINDS)) if k not in cols]
+    assert (gone["word_features"][0, 1:4][:, cols] == 0).all()  # the words' forms are hidden ...
+    assert torch.equal(gone["word_features"][0, 1:4][:, others], feats[0, 1:4][:, others])  # ... shape, script stay
+    assert torch.equal(gone["word_features"][0, [0, 4]], feats[0, [0, 4]])  # bos and eos untouched
+    assert torch.equal(batch["word_features"], feats)  # the caller's batch is not changed
+    # a word's subwords go together: over many draws the two subwords of word 1 always agree
+    many = {"input_ids": ids.repeat(400, 1), "attention_mask": (ids != 0).long().repeat(400, 1),
+            "first": first.repeat(400, 1)}
+    out = drop_forms(many, 0.5, 1, [], gen)["input_ids"]
+    assert torch.equal(out[:, 1] == 1, out[:, 2] == 1) and 100 < int((out[:, 1] == 1).sum()) < 300
+
+
+def test_mention_replacement_swaps_mentions_within_their_type():
+    sents = [(["Ada", "Obi", "went", "to", "Kano"], ["B-PER", "I-PER", "O", "O", "B-LOC"]),
+             (["Musa", "saw", "Lagos", "State"], ["B-PER", "O", "B-LOC", "I-LOC"]),
+             (["nothing", "here"], ["O", "O"])]
+    people, places = {("Ada", "Obi"), ("Musa",)}, {("Kano",), ("Lagos", "State")}
+    out = replace_mentions(sents, 2.0, seed=5)
+    assert len(out) == 4  # two copies of each of the two sentences with a mention
+    assert out == replace_mentions(sents, 2.0, seed=5)  # deterministic
+    for words, tags in out:
+        assert len(words) == len(tags)
+        contexts = [w for w, t in zip(words, tags) if t == "O"]
+        assert contexts in (["went", "to"], ["saw"])
+        for a, b, etype in mentions_of(tags):
+            assert tuple(words[a:b]) in (people if etype == "PER" else places)
+    assert replace_mentions(sents, 0.0, seed=5) == []
+
+
 @pytest.mark.parametrize("old, new, match", [
     ("[teacher]\n", "[teacher]\nkernel = 4\n", "teacher.kernel must be an odd number"),
     ("word_dropout = 0.1\n", "word_dropout = 1.0\n", "word_dropout must be in"),
+    ("form_dropout = 0.1\n", "form_dropout = 1.5\n", "form_dropout must be in"),
+    ("mention_replacement = 0.5\n", "mention_replacement = -1\n", "mention_replacement must be between"),
     ("dim = 8\n", 'dim = 8\nkinds = ["lower", "nosuch"]\n', "features.kinds must be distinct names"),
     ("dim = 8\n", "dim = 0\n", "features.dim in 1..1024"),
 ])

@@ -64,12 +64,29 @@ def test_resume_refuses_other_options_or_no_record(bundles_env, tmp_path: Path):
     assert run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", out).exit_code == 0
     res = run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-g", "coarse", "-o", out, "--resume")
     assert res.exit_code == 1 and "different options (granularity)" in res.stderr
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    res = run("annotate", src, "-b", "tiny-en", "-o", fresh, "--resume")
-    assert res.exit_code == 1 and "nothing to resume" in res.stderr and "Traceback" not in res.output
+    stranger = tmp_path / "stranger"  # files, but no run record: whose, made how?
+    stranger.mkdir()
+    (stranger / "doc000.jsonl").write_text("precious\n", encoding="utf-8")
+    res = run("annotate", src, "-b", "tiny-en", "-o", stranger, "--resume")
+    assert res.exit_code == 1 and "no record of an earlier run" in res.stderr and "Traceback" not in res.output
+    assert (stranger / "doc000.jsonl").read_text(encoding="utf-8") == "precious\n"
     assert run("annotate", src, "-b", "tiny-en", "--resume").exit_code == 2  # needs --output
     assert run("annotate", src, "-b", "tiny-en", "-o", out, "--resume", "--force").exit_code == 2
+
+
+def test_resume_on_a_new_or_empty_folder_starts_the_run(bundles_env, tmp_path: Path):
+    """A batch script passes --resume every time, the first run included."""
+    src = make_corpus(tmp_path / "src", files=2, lines=2)
+    full = tmp_path / "full"
+    assert run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", full).exit_code == 0
+    for out in (tmp_path / "new", tmp_path / "empty"):
+        if out.name == "empty":
+            out.mkdir()
+        res = run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", out, "--resume")
+        assert res.exit_code == 0, res.output
+        assert digest(out) == digest(full)
+        res = run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", out, "--resume")  # and again: all done
+        assert res.exit_code == 0 and digest(out) == digest(full)
 
 
 def test_sigkill_at_random_points_then_resume_is_byte_identical(bundles_env, tmp_path: Path):
@@ -103,7 +120,8 @@ def test_bad_files_are_reported_and_the_rest_processed(bundles_env, tmp_path: Pa
     res = run("annotate", src, "-b", "tiny-en", "-f", "jsonl", "-o", out)
     assert res.exit_code == 1 and "Traceback" not in res.output
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 2 and "weird.txt: not valid utf-8" in errors[0] and "1 of 5 inputs failed" in errors[1]
+    reason = "weird.txt: not text: binary data (NUL byte at 0)" if bad == "binary" else "weird.txt: not valid utf-8"
+    assert len(errors) == 2 and reason in errors[0] and "1 of 5 inputs failed" in errors[1]
     made = {p.name for p in out.rglob("*.jsonl")}
     assert made == {"doc000.jsonl", "doc001.jsonl", "doc002.jsonl", "empty.jsonl"}
     assert (out / "part1" / "empty.jsonl").read_bytes() == b""

@@ -14,7 +14,6 @@ from typing import Mapping
 import numpy as np
 
 from edge_finer.bundle import write_bundle
-from edge_finer.pretokenize import PRETOKENIZER
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 COARSE = {"PER": "Person", "LOC": "Location", "ORG": "Group"}
@@ -30,15 +29,16 @@ GAZETTEER: dict[str, str] = {
 }
 
 
-def make_tokenizer(extra_words: list[str] = ()) -> "object":
+def make_tokenizer(extra_words: list[str] = (), gazetteer: Mapping[str, str] | None = None) -> "object":
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     vocab: dict[str, int] = {}
-    for tok in SPECIALS + list(GAZETTEER) + list(extra_words):
+    gazetteer = GAZETTEER if gazetteer is None else gazetteer
+    for tok in SPECIALS + list(gazetteer) + list(extra_words):
         vocab.setdefault(tok, len(vocab))
     # single characters (and their continuations) so any text in the tests tokenises
     chars = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()")
-    for word in GAZETTEER:
+    for word in gazetteer:
         chars.update(word.replace("##", ""))
     for ch in sorted(chars):
         vocab.setdefault(ch, len(vocab))
@@ -49,14 +49,14 @@ def make_tokenizer(extra_words: list[str] = ()) -> "object":
 
 
 def make_model(path: Path, vocab: Mapping[str, int], labels: list[str] = LABELS,
-               width: int | None = None) -> None:
+               width: int | None = None, gazetteer: Mapping[str, str] | None = None) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     n_out = width or len(labels)
     table = np.zeros((len(vocab), len(labels)), dtype=np.float32)
     table[:, labels.index("O")] = 4.0
-    for tok, label in GAZETTEER.items():
+    for tok, label in (GAZETTEER if gazetteer is None else gazetteer).items():
         if tok in vocab:
             table[vocab[tok]] = 0.0
             table[vocab[tok], labels.index(label)] = 8.0
@@ -91,18 +91,24 @@ def make_tiny_bundle(folder: Path, *, name: str = "tiny-en", lang: str = "en", i
                      max_length: int = 16, stride: int = 4, int8: bool = True,
                      width: int | None = None, threshold: float = 0.0, taxonomy: str = "tiny",
                      version: str = "0.0.1", aggregation: str = "first", scripts: tuple[str, ...] = ("Latn",),
-                     profile_text: list[str] | None = None) -> Path:
+                     profile_text: list[str] | None = None, pretokenizer: str = "words",
+                     gazetteer: Mapping[str, str] | None = None, licence: str = "CC0-1.0") -> Path:
     """Write a complete, valid bundle to ``folder`` and return it.
 
-    ``taxonomy`` and ``version`` let registry tests tell same-language bundles apart.
+    ``taxonomy`` and ``version`` let registry tests tell same-language bundles apart;
+    ``gazetteer`` adds token → label entries to the built-in ones; ``pretokenizer`` names the
+    word scheme (``edge_finer.pretokenize.SCHEMES``) the manifest records.
     """
+    from edge_finer.pretokenize import scheme
+
+    gaz = {**GAZETTEER, **(gazetteer or {})}
     folder = Path(folder)
     work = folder.parent / f".{folder.name}.work"
     work.mkdir(parents=True, exist_ok=True)
-    tok = make_tokenizer()
+    tok = make_tokenizer(gazetteer=gaz)
     tok.save(str(work / "tokenizer.json"))
     vocab = tok.get_vocab()
-    make_model(work / "fp32.onnx", vocab, width=width)
+    make_model(work / "fp32.onnx", vocab, width=width, gazetteer=gaz)
     model = work / "fp32.onnx"
     if int8:
         quantize(model, work / "int8.onnx")
@@ -114,7 +120,7 @@ def make_tiny_bundle(folder: Path, *, name: str = "tiny-en", lang: str = "en", i
         "language": {"bcp47": lang, "iso639_3": iso3, "name": "Test", "scripts": list(scripts)},
         "taxonomy": {"name": taxonomy, "types": sorted(COARSE), "coarse": COARSE},
         "labels": LABELS,
-        "pretokenizer": dict(PRETOKENIZER),
+        "pretokenizer": scheme(pretokenizer).manifest(),
         "max_length": max_length,
         "stride": stride,
         "input": {"bos_id": vocab["[CLS]"], "eos_id": vocab["[SEP]"], "pad_id": vocab["[PAD]"],
@@ -125,8 +131,8 @@ def make_tiny_bundle(folder: Path, *, name: str = "tiny-en", lang: str = "en", i
         "quantization": {"method": "dynamic" if int8 else "none", "weight_type": "int8" if int8 else "float32",
                          "per_channel": False},
         "evaluation": {},
-        "training_data": [{"name": "none (hand-made gazetteer)", "licence": "CC0-1.0"}],
-        "licence": "CC0-1.0",
+        "training_data": [{"name": "none (hand-made gazetteer)", "licence": licence}],
+        "licence": licence,
         "built_with": {"edge_finer": "test"},
     }
     card = f"# {name}\n\nDEMO bundle for tests: a hand-made gazetteer, not a trained model.\n"
