@@ -148,7 +148,7 @@ def cal(r: dict) -> str:
     return f"{100 * c['f1']:.1f} (t={c['threshold']:.2f})" if c else "–"
 
 
-def markdown(results: list[dict], mach: dict) -> str:
+def markdown(results: list[dict], mach: dict, remarks: list[str] | None = None) -> str:
     lines = [
         "# Shipped bundles vs spaCy (dev splits)",
         "",
@@ -161,6 +161,7 @@ def markdown(results: list[dict], mach: dict) -> str:
         "peer (`peer_spacy.py`, 6000 steps) while its words/s come from a peer of the same config trained "
         "briefly in this run (speed does not depend on training).",
         "",
+        *[line for r in (remarks or []) for line in (r, "")],
         "| bundle | before: int8 F1 | teacher F1 | student fp32 F1 | int8 F1 | int8 F1 (cal.) | spaCy F1 | int8 words/s | spaCy words/s | speed ratio | bundle MB | spaCy MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -197,6 +198,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / ".bench")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--spacy-steps", type=int, default=6000)
+    ap.add_argument("--remark", default="", help="a sentence about this run's conditions, kept in the report "
+                    "across later --merge runs")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite shipped.md from shipped.json (e.g. after packing the catalogue); measure nothing")
     ap.add_argument("--spacy-f1-from-committed", action="store_true",
                     help="take spaCy's F1 from the committed shipped.json (a full-budget peer) and train the "
                          "peer here with --spacy-steps only for its words/s and size")
@@ -204,6 +209,12 @@ def main() -> None:
                     help="keep the other bundles' rows of the existing shipped.json (rerun only NAMES)")
     args = ap.parse_args()
     index = json.loads((ROOT / "bundles" / "index.json").read_text())["bundles"]
+    previous = json.loads((RESULTS / "shipped.json").read_text()) if (RESULTS / "shipped.json").is_file() else {}
+    remarks = previous.get("remarks", []) + ([args.remark] if args.remark else [])
+    if args.render_only:  # e.g. after packing the catalogue: rows are relabelled, nothing re-measured
+        save_results(RESULTS, "shipped", {**previous, "remarks": remarks},
+                     markdown(previous["results"], previous["machine"], remarks))
+        return
     names = args.names or [b["name"] for b in index if not b.get("demo")]
     mach = machine()
     committed = {}
@@ -215,7 +226,8 @@ def main() -> None:
         order = {b["name"]: i for i, b in enumerate(index)}
         results = sorted(kept + results, key=lambda r: order.get(r["bundle"], len(order)))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    save_results(RESULTS, "shipped", {"machine": mach, "results": results}, markdown(results, mach))
+    save_results(RESULTS, "shipped", {"machine": mach, "results": results, "remarks": remarks},
+                 markdown(results, mach, remarks))
 
 
 if __name__ == "__main__":
