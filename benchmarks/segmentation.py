@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from benchmarks.peer_spacy import read_conll
 from benchmarks.report import save_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,24 +39,6 @@ SETS = [("multiconer2/en", "en"), ("multiconer2/de", "de"), ("multiconer2/hi", "
 
 _NO_SPACE_BEFORE = re.compile(r"^[.,;:!?)\]}%»”’।॥]+$")
 _NO_SPACE_AFTER = re.compile(r"^[(\[{«“‘]+$")
-
-
-def read_conll(path: Path, limit: int) -> list[tuple[list[str], list[str]]]:
-    out, toks, tags = [], [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            if toks:
-                out.append((toks, tags))
-                toks, tags = [], []
-                if len(out) >= limit:
-                    break
-            continue
-        cols = line.split("\t")
-        toks.append(cols[0])
-        tags.append(cols[-1])
-    if toks and len(out) < limit:
-        out.append((toks, tags))
-    return out
 
 
 def detokenise(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -178,7 +161,7 @@ def main() -> None:
         path = DATA / folder / "dev.conll"
         if not path.is_file():
             continue
-        sents = read_conll(path, args.sentences)
+        sents = read_conll(path)[:args.sentences]
         systems = {"segment.py before": legacy_cuts, "segment.py now": ours_cuts,
                    "pysbd": pysbd_splitter(lang), "sentencex": sentencex_splitter(lang)}
         for name, split in systems.items():
