@@ -57,24 +57,26 @@ BLOCK = 1 << 20
 
 @functools.lru_cache(maxsize=None)
 def line_safe(encoding: str) -> bool:
-    """Whether a file in ``encoding`` may be cut into lines at its ``\n`` bytes and each piece
+    """Whether a file in ``encoding`` may be cut into lines at its ``\n`` bytes and each line
     decoded on its own, giving exactly the text decoding it whole gives (with any --errors).
 
     Checked on the codec itself rather than listed: the 128 ASCII bytes must decode to
-    themselves (which UTF-16/32, UTF-7, EBCDIC and the ISO-2022 escapes fail), and a
-    ``\n`` after any two bytes must still decode as the last character, even where those
-    bytes are a bad or unfinished sequence that ``errors="replace"`` swallows (EUC-JP, EUC-KR
-    and GB18030 can swallow it).  ~0.2 s once per encoding, for files that take minutes."""
+    themselves (which UTF-16/32, UTF-7 and EBCDIC fail), and every two bytes followed by
+    ``\nA\n`` must decode as the two bytes alone followed by ``"\nA\n"``, even where they are an
+    escape, a bad or an unfinished sequence (ISO-2022's escapes, and GB18030, whose
+    ``errors="replace"`` swallows more of a cut sequence at the end of a line than inside a
+    text, fail this).  ~0.4 s once per encoding, for files that take minutes to annotate."""
     try:
         name = codecs.lookup(encoding).name
         if name == "utf-8":
             return True
         if bytes(range(128)).decode(name) != "".join(map(chr, range(128))):
             return False
-        for lead in range(128, 256):
-            for b in range(256):
-                if not bytes((lead, b, 10)).decode(name, "replace").endswith("\n"):
-                    return False
+        for lead in range(256):
+            pairs = [bytes((lead, b)) for b in range(256)]
+            whole = b"".join(p + b"\nA\n" for p in pairs).decode(name, "replace")
+            if whole != "".join(p.decode(name, "replace") + "\nA\n" for p in pairs):
+                return False
         return True
     except (LookupError, UnicodeError, TypeError, ValueError):
         return False  # not a codec of bytes to text, or one that refuses error handlers
