@@ -228,7 +228,7 @@ def annotate(
         spec = WorkerSpec(str(annotator.bundle.path) if (bundle or lang) else None, taxonomy, route.value, opts,
                           strict, fmt_name, granularity.value, encoding, errors.value)
         failed = annotate_parallel(spec, annotator if (bundle or lang) else None, sources, output, force,
-                                   resume, n_workers)
+                                   resume, n_workers, records)
     else:
         failed = _annotate_sources(records, sources, fmt_name, granularity.value, output, force,
                                    encoding, errors.value, resume)
@@ -562,18 +562,40 @@ class _BundleRecords:
         return [self.annotator]
 
 
+def _streams(make_records, source, fmt: str, encoding: str) -> bool:
+    """Whether ``source`` is annotated as a stream (edge_finer/bigfile.py): a large file in a
+    streaming format and an encoding that splits at its newline bytes, annotated by one bundle
+    or routed per document (``--route sentence`` routes the whole text at once)."""
+    from edge_finer.bigfile import streamable
+
+    if isinstance(make_records, _RoutedRecords):
+        if make_records.mode != "document" or make_records.input_format != "text":
+            return False
+    elif not isinstance(make_records, _BundleRecords):
+        return False
+    return streamable(source.path, fmt, encoding)
+
+
 def _streamed(make_records, source, fmt: str, granularity: str, encoding: str, errors: str, header: bool):
     """The output of a large file annotated as a stream (edge_finer/bigfile.py: memory flat in
-    the file's and its lines' size, same bytes), or None where the whole-text path applies."""
-    if not isinstance(make_records, _BundleRecords):
-        return None
-    from edge_finer.bigfile import stream_file, streamable
+    the file's and its lines' size, same bytes), or None where the whole-text path applies.
+    Errors (undecodable, binary, no bundle for its language) are raised here, before output."""
+    from edge_finer.bigfile import route_file, stream_file
 
-    if not streamable(source.path, fmt, encoding):
+    if not _streams(make_records, source, fmt, encoding):
         return None
+    if isinstance(make_records, _RoutedRecords):
+        decision = route_file(make_records.router, source.path, encoding, errors)
+        if decision is None:  # blank: nothing to route, the whole-text path's empty records
+            return None
+        if decision.bundle is None:
+            raise InputError(f"{source.name}: {_unrouted(decision)}")
+        return stream_file(make_records.annotator(decision), source.path, source.name, fmt, granularity, errors,
+                           header, encoding=encoding, routing=_routing_json(decision), checked=True)
     annotator = make_records.annotator
     return stream_file(annotator, source.path, source.name, fmt, granularity, errors, header,
-                       check_head=lambda head: _script_checked(annotator, source.name, head, make_records.strict))
+                       check_head=lambda head: _script_checked(annotator, source.name, head, make_records.strict),
+                       encoding=encoding)
 
 
 def _records(annotator, source_name: str, text: str) -> Iterator:

@@ -10,12 +10,19 @@ afterwards; nothing large is committed.
   (edge_finer/bigfile.py; the threshold is set to 0 here so that small sizes stream too);
 - ``whole``: the whole-text path forced (``bigfile.STREAM_FILE_BYTES`` raised), as before.
 
+``--extra-sizes`` adds two series on the tiny bundle that streamed only since issue 15's
+second part: a routed run (no ``-b``: a tiny bundle with an English profile is the one
+installed bundle, picked by the router from the sample cut from the file) and a Latin-1 file
+(``--encoding latin-1``, the dev sentences with accented names mixed in).  ``--keep`` keeps
+the rows already in the results file (marked as from their earlier run) and adds the new ones.
+
 A shipped bundle annotates ~80 KB/s on one core, so 200 MB would take ~45 minutes: the shipped
 English bundle is measured at a few sizes, and the tests' tiny gazetteer bundle (same runtime,
 a model that costs almost nothing) carries the sizes up to 200 MB to show the peak is flat in
 the size.  The outputs of both paths are compared byte for byte where both ran.
 
     python -m benchmarks.giant_record [--sizes 5,20] [--tiny-sizes 20,50,200] [--whole-sizes 5]
+    python -m benchmarks.giant_record --sizes '' --tiny-sizes '' --extra-sizes 4 --whole-sizes 4 --keep
 """
 from __future__ import annotations
 
@@ -38,20 +45,26 @@ WHOLE = "import sys, edge_finer.bigfile as b; b.STREAM_FILE_BYTES = 1 << 62; sys
 STREAM = "import sys, edge_finer.bigfile as b; b.STREAM_FILE_BYTES = 0; sys.argv[0] = 'cli.py'; import cli; cli.main()"
 
 
-def make_line(path: Path, megabytes: float, sentences: list[str]) -> None:
+#: Mixed into the Latin-1 file: characters outside ASCII that Latin-1 writes in one byte.
+ACCENTED = ["Zoë Müller flew from São Paulo to Zürich.", "Señor Núñez met Françoise Côté in Besançon.",
+            "Søren Åberg visited Þingvellir and Reykjavík."]
+
+
+def make_line(path: Path, megabytes: float, sentences: list[str], encoding: str = "utf-8") -> None:
     rng = random.Random(2)
-    with open(path, "w", encoding="utf-8") as fh:
+    with open(path, "w", encoding=encoding, errors="replace") as fh:
         size = 0
         while size < megabytes * 2**20:
-            s = rng.choice(sentences) + " "
+            s = (rng.choice(ACCENTED) if encoding != "utf-8" and rng.random() < 0.2 else rng.choice(sentences)) + " "
             fh.write(s)
-            size += len(s.encode("utf-8"))
+            size += len(s.encode(encoding, "replace"))
 
 
-def run(path: Path, bundle: str, out: Path, mode: str) -> dict:
+def run(path: Path, bundle: str | None, out: Path, mode: str, args: tuple = (), env: dict | None = None) -> dict:
+    """``bundle`` None: routed (the bundles installed in ``env``)."""
     cmd = ["/usr/bin/time", "-v", sys.executable, "-c", WHOLE if mode == "whole" else STREAM, "annotate", str(path),
-           "-b", bundle, "-f", "jsonl", "-o", str(out), "--threads", "1"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+           *(["-b", bundle] if bundle else []), "-f", "jsonl", "-o", str(out), "--threads", "1", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     seconds = time.perf_counter() - t0
@@ -76,19 +89,20 @@ def run(path: Path, bundle: str, out: Path, mode: str) -> dict:
     return row
 
 
-def series(bundle: str, label: str, sizes: list[float], whole_sizes: list[float], sentences: list[str],
-           work: Path) -> list[dict]:
+def series(bundle: str | None, label: str, sizes: list[float], whole_sizes: list[float], sentences: list[str],
+           work: Path, encoding: str = "utf-8", env: dict | None = None) -> list[dict]:
     rows = []
     one = work / "one.txt"
     one.write_text(sentences[0] + "\n", encoding="utf-8")
-    base = run(one, bundle, work / "out", "streamed")
+    args = ("--encoding", encoding) if encoding != "utf-8" else ()
+    base = run(one, bundle, work / "out", "streamed", args, env)
     rows.append({**base, "mode": "baseline", "bundle": label, "input_mb": 0.0})
     print(json.dumps(rows[-1]), flush=True)
     for mb in sizes:
         path = work / f"line{mb:g}.txt"
-        make_line(path, mb, sentences)
+        make_line(path, mb, sentences, encoding)
         for mode in (["whole"] if mb in whole_sizes else []) + ["streamed"]:
-            rows.append({**run(path, bundle, work / "out", mode), "bundle": label})
+            rows.append({**run(path, bundle, work / "out", mode, args, env), "bundle": label})
             print(json.dumps(rows[-1]), flush=True)
         path.unlink()
     return rows
@@ -100,9 +114,13 @@ def markdown(res: dict) -> str:
              f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, onnxruntime {m['onnxruntime']}; one "
              "thread (`--threads 1`). Command: `python -m benchmarks.giant_record`. Peak RSS from "
              "`/usr/bin/time -v` of `edge-finer annotate FILE -b BUNDLE -f jsonl -o OUT --threads 1` on one line of "
-             "English dev sentences; the file is generated in /tmp and deleted.", "",
-             "| bundle | path | input MB | peak RSS MB | over baseline MB | seconds | entities | output MB | same bytes |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "English dev sentences; the file is generated in /tmp and deleted. Routed rows: no `-b`, the "
+             "router picks the one installed bundle from the sample it takes of the file; Latin-1 rows: "
+             "`--encoding latin-1`, accented names mixed in. Run: `earlier` rows are kept from the run before "
+             "(same machine, same code path for them), `this` rows are from the run that wrote this file.", "",
+             "| bundle | path | input MB | peak RSS MB | over baseline MB | seconds | entities | output MB | same bytes "
+             "| run |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for label in dict.fromkeys(r["bundle"] for r in res["rows"]):
         rows = [r for r in res["rows"] if r["bundle"] == label]
         base = next(r["peak_rss_mb"] for r in rows if r["mode"] == "baseline")
@@ -112,7 +130,7 @@ def markdown(res: dict) -> str:
             same = "" if twin is None else ("yes" if twin["sha256"] == r["sha256"] else "NO")
             lines.append(f"| {label} | {r['mode']} | {r['input_mb']} | {r['peak_rss_mb']} | "
                          f"{'' if r['mode'] == 'baseline' else round(r['peak_rss_mb'] - base, 1)} | {r['seconds']} | "
-                         f"{r['entities']:,} | {r['output_mb']} | {same} |")
+                         f"{r['entities']:,} | {r['output_mb']} | {same} | {r.get('run', 'this')} |")
     lines += ["", res.get("note", ""), ""]
     return "\n".join(lines)
 
@@ -122,6 +140,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="5,20", help="MB, shipped English bundle")
     ap.add_argument("--whole-sizes", default="5", help="MB also run on the whole-text path (both bundles)")
     ap.add_argument("--tiny-sizes", default="20,50,200", help="MB, the tests' tiny gazetteer bundle")
+    ap.add_argument("--extra-sizes", default="", help="MB, tiny bundle routed and in Latin-1 (e.g. 4)")
+    ap.add_argument("--keep", action="store_true", help="keep the rows already in the results, as earlier ones")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     from benchmarks.shipped import machine
@@ -130,8 +150,12 @@ def main() -> None:
     sizes = [float(x) for x in args.sizes.split(",") if x]
     tiny_sizes = [float(x) for x in args.tiny_sizes.split(",") if x]
     whole = [float(x) for x in args.whole_sizes.split(",") if x]
+    extra_sizes = [float(x) for x in args.extra_sizes.split(",") if x]
     sentences = dev_sentences()
     res: dict = {"machine": machine(), "rows": []}
+    earlier = json.loads((args.out / "giant_record.json").read_text(encoding="utf-8")) if args.keep else None
+    if earlier:
+        res["rows"] = [{**r, "run": r.get("run", "earlier")} for r in earlier["rows"]]
     with tempfile.TemporaryDirectory(prefix="edge-finer-giant.") as tmp:
         work = Path(tmp)
         if sizes:
@@ -143,7 +167,16 @@ def main() -> None:
 
             tiny = make_tiny_bundle(work / "bundles" / "tiny-en")
             res["rows"] += series(str(tiny), "tiny (tests)", tiny_sizes, whole, sentences, work)
-    res["note"] = ("Before this change (benchmarks/results/soak.md) the whole-text path peaked at 1,400.9 MB on a "
+        if extra_sizes:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from tiny_bundle import make_tiny_bundle
+
+            tiny = make_tiny_bundle(work / "bundles" / "tiny-en")
+            res["rows"] += series(str(tiny), "tiny, Latin-1", extra_sizes, whole, sentences, work, "latin-1")
+            make_tiny_bundle(work / "routed" / "tiny-en-profiled", name="tiny-en-profiled", profile_text=sentences)
+            env = {"EDGE_FINER_BUNDLES": str(work / "routed"), "EDGE_FINER_SHIPPED": "0"}
+            res["rows"] += series(None, "tiny, routed", extra_sizes, whole, sentences, work, env=env)
+    res["note"] = (earlier or {}).get("note") or ("Before this change (benchmarks/results/soak.md) the whole-text path peaked at 1,400.9 MB on a "
                    "50 MB line with the English bundle.")
     save_results(args.out, "giant_record", res, markdown(res))
 

@@ -11,17 +11,31 @@ held whole: the jsonl writer copies its ``text`` field from the file in blocks (
 reader), then writes the entities as they come.
 
 The output is byte for byte what the whole-text path writes (tests/test_giant.py).  Used by
-``annotate`` with one bundle and one process for files larger than :data:`STREAM_FILE_BYTES`
-in UTF-8, written as jsonl or tsv (the table sizes its columns over all rows, conll re-splits
-each whole line, brat writes the whole text beside its annotations: those keep the whole-text
-path).
+``annotate`` for plain-text files larger than :data:`STREAM_FILE_BYTES` written as jsonl or
+tsv, in any encoding :func:`line_safe` accepts (UTF-8, Latin-1, cp1252, Shift-JIS, ...; not
+UTF-16/32, UTF-7 or the stateful ISO-2022 ones), with
+
+- one bundle (``--lang``/``--bundle``), or
+- routing per document (the default without them): the router's sample, ten slices spread
+  over the text by character position, is cut from the file in two passes
+  (:func:`document_sample`), so the decision, and the ``routing`` field of every jsonl record,
+  is the whole-text path's.  ``--route sentence`` routes the whole text at once and keeps the
+  whole-text path, as do blank (whitespace-only) files under routing.
+
+With ``--workers N`` such a file is streamed by the parent process while the workers take
+the other inputs (edge_finer/corpus.py).  The table sizes its columns over all rows, conll
+re-splits each whole line, brat writes the whole text beside its annotations, the document
+formats (xmi, webanno, spacy) build a whole document: those keep the whole-text path, as do
+stdin and ``--text``.
 """
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 from collections import deque
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -41,18 +55,54 @@ HOLD_CHARS = 1 << 20
 BLOCK = 1 << 20
 
 
+@functools.lru_cache(maxsize=None)
+def line_safe(encoding: str) -> bool:
+    """Whether a file in ``encoding`` may be cut into lines at its ``\n`` bytes and each line
+    decoded on its own, giving exactly the text decoding it whole gives (with any --errors).
+
+    Checked on the codec itself rather than listed: the 128 ASCII bytes must decode to
+    themselves (which UTF-16/32, UTF-7 and EBCDIC fail), and every two bytes followed by
+    ``\nA\n`` must decode as the two bytes alone followed by ``"\nA\n"``, even where they are an
+    escape, a bad or an unfinished sequence (ISO-2022's escapes, and GB18030, whose
+    ``errors="replace"`` swallows more of a cut sequence at the end of a line than inside a
+    text, fail this).  ~0.4 s once per encoding, for files that take minutes to annotate."""
+    try:
+        name = codecs.lookup(encoding).name
+        if name == "utf-8":
+            return True
+        if bytes(range(128)).decode(name) != "".join(map(chr, range(128))):
+            return False
+        for lead in range(256):
+            pairs = [bytes((lead, b)) for b in range(256)]
+            whole = b"".join(p + b"\nA\n" for p in pairs).decode(name, "replace")
+            if whole != "".join(p.decode(name, "replace") + "\nA\n" for p in pairs):
+                return False
+        return True
+    except (LookupError, UnicodeError, TypeError, ValueError):
+        return False  # not a codec of bytes to text, or one that refuses error handlers
+
+
 def streamable(path: Path | None, fmt: str, encoding: str, threshold: int | None = None) -> bool:
-    """Whether ``path`` goes through this module: a regular UTF-8 file larger than ``threshold``
-    (default :data:`STREAM_FILE_BYTES`) written in a streaming format."""
+    """Whether ``path`` goes through this module: a regular file larger than ``threshold``
+    (default :data:`STREAM_FILE_BYTES`) in a :func:`line_safe` encoding, written in a
+    streaming format."""
     threshold = STREAM_FILE_BYTES if threshold is None else threshold
     if path is None or fmt not in STREAM_FORMATS:
         return False
     try:
-        if codecs.lookup(encoding).name != "utf-8":
-            return False
-        return path.is_file() and path.stat().st_size > threshold
-    except (LookupError, OSError):
+        return path.is_file() and path.stat().st_size > threshold and line_safe(encoding)
+    except OSError:
         return False
+
+
+def _decoder(encoding: str, errors: str, after_newline: bool = False) -> Any:
+    """An incremental decoder; ``after_newline``: for reading from the start of a line inside
+    the file, fed the ``\n`` before it first (a UTF-8-SIG decoder then keeps a BOM there as
+    decoding the whole file keeps it)."""
+    dec = codecs.getincrementaldecoder(encoding)(errors)
+    if after_newline:
+        dec.decode(b"\n")
+    return dec
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -77,7 +127,7 @@ def _decode_error(path: Path, encoding: str, position: int) -> InputError:
                       "to substitute bad bytes")
 
 
-def check_decodes(path: Path, errors: str) -> None:
+def check_decodes(path: Path, errors: str, encoding: str = "utf-8") -> None:
     """Refuse what ``read_text`` refuses, with its message, before anything is written: a
     binary file (by its first bytes) and, with ``errors="strict"``, an undecodable one (at the
     byte reading the file whole names)."""
@@ -85,17 +135,23 @@ def check_decodes(path: Path, errors: str) -> None:
 
     try:
         with open(path, "rb") as fh:
-            kind = binary_kind(fh.read(SNIFF_BYTES), "utf-8")
+            kind = binary_kind(fh.read(SNIFF_BYTES), encoding.lower())
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if kind is not None:
         raise InputError(f"{path}: not text: {kind}" + ("" if "--encoding" in kind else "; skipped"))
     if errors != "strict":
         return
-    dec = codecs.getincrementaldecoder("utf-8")("strict")
+    start = 0
+    if codecs.lookup(encoding).name == "utf-8-sig":  # decoding whole drops a BOM and counts from after it
+        with open(path, "rb") as fh:
+            start = 3 if fh.read(3) == codecs.BOM_UTF8 else 0
+        encoding = "utf-8"
+    dec = _decoder(encoding, "strict")
     fed = 0
     try:
         with open(path, "rb") as fh:
+            fh.seek(start)
             for block in iter(lambda: fh.read(BLOCK), b""):
                 pending = len(dec.getstate()[0])
                 try:
@@ -112,21 +168,63 @@ def check_decodes(path: Path, errors: str) -> None:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def head(path: Path, errors: str, chars: int = 20_000) -> str:
+def head(path: Path, errors: str, chars: int = 20_000, encoding: str = "utf-8") -> str:
     """The first ``chars`` characters of the file (what the script check looks at)."""
     with open(path, "rb") as fh:
         data = fh.read(chars * 4 + 4)
-    return codecs.getincrementaldecoder("utf-8")(errors).decode(data)[:chars]
+    return _decoder(encoding, errors).decode(data)[:chars]
 
 
-def iter_line_pieces(fh: Any, errors: str, start: int = 0, one_line: bool = False) -> Iterator[tuple]:
+def scan(path: Path, encoding: str, errors: str) -> tuple[int, bool]:
+    """``(characters, blank)``: the length of the decoded file and whether it is all
+    whitespace (what ``text.strip()`` would leave empty), in one pass of blocks."""
+    dec = _decoder(encoding, errors)
+    count, blank = 0, True
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(BLOCK), b""):
+            text = dec.decode(block)
+            count += len(text)
+            blank = blank and (not text or text.isspace())
+    text = dec.decode(b"", final=True)
+    return count + len(text), blank and (not text or text.isspace())
+
+
+def document_sample(path: Path, encoding: str, errors: str, chars: int | None = None) -> str:
+    """What ``Router.route`` samples of the decoded file (``router.sample_spans``: ten slices
+    spread over it by character position), cut from the file in blocks: the same string, so
+    the same decision, without the text.  ``chars``: the decoded length, if known."""
+    from .router import DOCUMENT_SAMPLE_CHARS, sample_spans
+
+    if chars is None:
+        chars = scan(path, encoding, errors)[0]
+    spans = sample_spans(chars, DOCUMENT_SAMPLE_CHARS)
+    if spans is None:
+        spans = [(0, chars)]
+    pieces: list[list[str]] = [[] for _ in spans]
+    dec = _decoder(encoding, errors)
+    at = 0  # characters decoded before ``text``
+    with open(path, "rb") as fh:
+        for block in chain(iter(lambda: fh.read(BLOCK), b""), [None]):
+            text = dec.decode(b"", final=True) if block is None else dec.decode(block)
+            end = at + len(text)
+            for k, (a, b) in enumerate(spans):
+                if a < end and b > at:
+                    pieces[k].append(text[max(a - at, 0):b - at])
+            at = end
+            if at >= spans[-1][1]:
+                break
+    return "\n".join("".join(p) for p in pieces)
+
+
+def iter_line_pieces(fh: Any, errors: str, start: int = 0, one_line: bool = False,
+                     encoding: str = "utf-8") -> Iterator[tuple]:
     """Events of the lines of a binary file from byte ``start``: ``("text", str)`` pieces of the
     current line (never its terminator: ``\\n``, and ``\\r`` before it, as ``iter_lines``),
     ``("end", raw_chars, byte_start, next_byte_start)`` when it ends (``raw_chars``: its
     decoded length with the ``\\r``).  ``one_line``: stop after the first line.  Lines split as ``iter_lines``
     splits them: no line after a final newline, none in an empty file."""
     fh.seek(start)
-    dec = codecs.getincrementaldecoder("utf-8")(errors)
+    dec = _decoder(encoding, errors, after_newline=start > 0)
     line_start, pos, raw_chars, held_cr = start, start, 0, False
     for block in iter(lambda: fh.read(BLOCK), b""):
         at = 0
@@ -172,7 +270,8 @@ class Line:
     started: bool = False
 
 
-def annotate_stream(annotator: Any, fh: Any, errors: str, hold_chars: int = HOLD_CHARS) -> Iterator[tuple]:
+def annotate_stream(annotator: Any, fh: Any, errors: str, hold_chars: int = HOLD_CHARS,
+                    encoding: str = "utf-8") -> Iterator[tuple]:
     """``("start", Line)``, ``("entities", [Entity])`` (offsets into the line) and
     ``("end", Line)`` events, in file order, for every line of ``fh``.
 
@@ -220,7 +319,7 @@ def annotate_stream(annotator: Any, fh: Any, errors: str, hold_chars: int = HOLD
     held = 0
     stream: SentenceStream | None = None
     line: Line | None = None
-    for event in iter_line_pieces(fh, errors):
+    for event in iter_line_pieces(fh, errors, encoding=encoding):
         if line is None:
             number += 1
             line = Line(number, offset, byte_start, None)
@@ -266,7 +365,7 @@ def _dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _line_text_json(path: Path, errors: str, line: Line) -> Iterator[str]:
+def _line_text_json(path: Path, errors: str, line: Line, encoding: str = "utf-8") -> Iterator[str]:
     """The line's ``text`` field, JSON-escaped piece by piece from a second reader of the file
     (escaping is per character, so the pieces join to ``json.dumps`` of the whole line)."""
     if line.text is not None:
@@ -274,16 +373,16 @@ def _line_text_json(path: Path, errors: str, line: Line) -> Iterator[str]:
         return
     yield '"'
     with open(path, "rb") as fh:
-        for kind, *rest in iter_line_pieces(fh, errors, line.byte_start, one_line=True):
+        for kind, *rest in iter_line_pieces(fh, errors, line.byte_start, one_line=True, encoding=encoding):
             if kind == "text":
                 yield _dump(rest[0])[1:-1]
     yield '"'
 
 
 def render_stream(events: Iterator[tuple], fmt: str, granularity: str, source: str, path: Path, errors: str,
-                  header: bool = True) -> Iterator[str]:
+                  header: bool = True, encoding: str = "utf-8", routing: dict | None = None) -> Iterator[str]:
     """Output text for :func:`annotate_stream`'s events, equal to ``formats.render`` of the
-    records the whole-text path makes."""
+    records the whole-text path makes (``routing``: the decision every jsonl record carries)."""
     fine = granularity == "fine"
     if fmt == "tsv" and header:
         yield TSV_HEADER
@@ -292,16 +391,17 @@ def render_stream(events: Iterator[tuple], fmt: str, granularity: str, source: s
     first = True
     line: Line | None = None
     src = source.translate(clean)
+    close = "]" + (f', "routing": {_dump(routing)}' if routing is not None else "") + "}\n"  # formats.jsonl_chunks
     for kind, value in events:
         if kind == "start":
             line, first = value, True
             if fmt == "jsonl":
                 yield f'{{"source": {_dump(source)}, "line": {line.number}, "offset": {line.offset}, "text": '
-                yield from _line_text_json(path, errors, line)
+                yield from _line_text_json(path, errors, line, encoding)
                 yield ', "entities": ['
         elif kind == "end":
             if fmt == "jsonl":
-                yield "]}\n"
+                yield close
         else:
             assert line is not None
             parts = []
@@ -325,23 +425,38 @@ def render_stream(events: Iterator[tuple], fmt: str, granularity: str, source: s
 
 def stream_file(annotator: Any, path: Path, source: str, fmt: str, granularity: str, errors: str,
                 header: bool = True, check_head: Callable[[str], Any] | None = None,
-                hold_chars: int = HOLD_CHARS) -> Iterator[str]:
+                hold_chars: int = HOLD_CHARS, encoding: str = "utf-8", routing: dict | None = None,
+                checked: bool = False) -> Iterator[str]:
     """The whole output for one file, produced as it is annotated.  Decoding problems and the
     script check (``check_head`` on the first 20,000 characters) are raised before the first
-    piece of output, as the whole-text path raises them."""
-    check_decodes(path, errors)
+    piece of output, as the whole-text path raises them (``checked``: decoding was already
+    checked, see :func:`route_file`).  ``routing``: the decision written into jsonl records."""
+    if not checked:
+        check_decodes(path, errors, encoding)
     if check_head is not None:
-        check_head(head(path, errors))
+        check_head(head(path, errors, encoding=encoding))
 
     def pieces() -> Iterator[str]:
         try:
             with open(path, "rb") as fh:
-                yield from render_stream(annotate_stream(annotator, fh, errors, hold_chars), fmt, granularity,
-                                         source, path, errors, header)
+                yield from render_stream(annotate_stream(annotator, fh, errors, hold_chars, encoding), fmt,
+                                         granularity, source, path, errors, header, encoding, routing)
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
     return pieces()
 
 
-__all__ = ["streamable", "stream_file", "annotate_stream", "SentenceStream", "Entity"]
+def route_file(router: Any, path: Path, encoding: str, errors: str) -> Any:
+    """The router's decision for the whole file, from :func:`document_sample`; None for a
+    blank file (the caller keeps the whole-text path for it, as routing has nothing to go on).
+    Decoding is checked first, as reading the file whole checks it before routing."""
+    check_decodes(path, errors, encoding)
+    chars, blank = scan(path, encoding, errors)
+    if blank:
+        return None
+    return router.route_sample(document_sample(path, encoding, errors, chars))
+
+
+__all__ = ["streamable", "line_safe", "stream_file", "route_file", "document_sample", "annotate_stream",
+           "SentenceStream", "Entity"]

@@ -12,6 +12,10 @@ each output through ``atomic_write`` as before: a killed run leaves whole output
 ``--resume`` skips whole outputs exactly as the one-process path does.
 
 Routed runs (no --lang/--bundle) are parallel over files only: routing reads a whole document.
+
+A file that one process would annotate as a stream (edge_finer/bigfile.py: large, jsonl or
+tsv, see ``cli._streams``) is never read whole, in a worker or here: the parent streams it
+itself, in its turn, while the workers go on with the other inputs.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ CHUNK_FILE_BYTES = 256 * 1024
 TEXT_FORMATS = ("jsonl", "conll", "tsv", "hf", "spacy-jsonl")
 
 _SKIP = object()  # the output is there from the interrupted run (--resume)
+_STREAM = object()  # annotated as a stream in the parent (edge_finer/bigfile.py)
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def _size(path: Optional[Path]) -> int:
 
 
 def _plan(spec: WorkerSpec, annotator: Any, sources: list, output: Optional[Path], resume: bool,
-          inputs: set) -> Iterator[tuple[tuple[int, bool, float], Any]]:
+          inputs: set, make_records: Any = None) -> Iterator[tuple[tuple[int, bool, float], Any]]:
     """``((source index, last unit of it, share of it), unit)`` in input order."""
     import cli
 
@@ -135,6 +140,9 @@ def _plan(spec: WorkerSpec, annotator: Any, sources: list, output: Optional[Path
                 yield (i, True, 1.0), Local(_SKIP)
                 continue
             planned.add(resolved)
+        if make_records is not None and cli._streams(make_records, src, spec.fmt, spec.encoding):
+            yield (i, True, 1.0), Local(_STREAM)
+            continue
         if src.text is None and (spec.bundle is None or _size(src.path) <= CHUNK_FILE_BYTES):
             yield (i, True, 1.0), ("file", src.name, str(src.path), src.output_stem)
             continue
@@ -189,11 +197,28 @@ class _Parts:
             self.done = True
 
 
+def _in_parent(make_records: Any, spec: WorkerSpec, src: Any, header: bool) -> Iterator[str]:
+    """The output of a file streamed here (``cli._streamed``, which raises its errors before
+    any output), or, for a blank file under routing, the whole-text path's (its empty records)."""
+    import cli
+
+    from .formats import render
+    from .textio import read_text
+
+    body = cli._streamed(make_records, src, spec.fmt, spec.granularity, spec.encoding, spec.errors, header)
+    if body is None:
+        body = render(make_records(src.name, read_text(src, spec.encoding, spec.errors)), spec.fmt,
+                      spec.granularity, header=header)
+    return body
+
+
 def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: Optional[Path], force: bool,
-                      resume: bool, workers: int) -> int:
+                      resume: bool, workers: int, make_records: Any = None) -> int:
     """Annotate ``sources`` over ``workers`` processes; returns the number of failed inputs.
 
     Same outputs, errors and exit status as the one-process path in ``cli._annotate_sources``.
+    ``make_records``: the parent's record maker (``cli._BundleRecords``/``_RoutedRecords``),
+    which streams the large files here (none given: every file goes to the workers).
     """
     import cli
 
@@ -203,8 +228,8 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
     inputs = {s.path.resolve() for s in sources if s.path is not None and s.path.exists()}
     written: dict[Path, str] = {}
     stats = PoolStats()
-    stream = ordered_map(_plan(spec, annotator, sources, output, resume, inputs), worker_task, (spec,),
-                         workers, stats=stats)
+    stream = ordered_map(_plan(spec, annotator, sources, output, resume, inputs, make_records), worker_task,
+                         (spec,), workers, stats=stats)
     progress = cli._progress(sum(cli._size(s) for s in sources)) if output is not None else None
     advance = ((lambda share: progress[0].advance(progress[1], share)) if progress is not None
                else (lambda share: None))
@@ -216,6 +241,7 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
             parts = _Parts(stream, i, lambda share, size=size: advance(share * size))
             try:
                 first = next(parts.values)
+                local = _in_parent(make_records, spec, src, output is not None) if first is _STREAM else None
                 if output is None:
                     if spec.fmt == "table":
                         cli._print_table(chain.from_iterable(chain([first], parts.values)), spec.granularity)
@@ -224,7 +250,8 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
                             sys.stdout.write(TSV_HEADER)
                         if len(sources) > 1:
                             sys.stdout.write(boundary(spec.fmt, src.name))
-                        body = (chain([first], parts.values) if spec.fmt in TEXT_FORMATS else  # brat: one numbering
+                        body = (local if local is not None else
+                                chain([first], parts.values) if spec.fmt in TEXT_FORMATS else  # brat: one numbering
                                 render(chain.from_iterable(chain([first], parts.values)), spec.fmt, spec.granularity))
                         for piece in body:
                             sys.stdout.write(piece)
@@ -243,7 +270,7 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
                     txt = target.with_suffix(".txt")
                     check_output_target(txt, inputs, force or resume)
                     atomic_write(txt, read_text(src, spec.encoding, spec.errors))
-                atomic_write(target, _body(spec, first, parts.values))
+                atomic_write(target, local if local is not None else _body(spec, first, parts.values))
                 written[target.resolve()] = src.name
             except DiskFullError:
                 parts.done = True

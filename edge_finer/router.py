@@ -217,7 +217,11 @@ class Router:
 
     def route(self, text: str) -> Decision:
         """The decision for a whole text (a sample of it, spread over its length)."""
-        sample = _sample(text, DOCUMENT_SAMPLE_CHARS)
+        return self.route_sample(_sample(text, DOCUMENT_SAMPLE_CHARS))
+
+    def route_sample(self, sample: str) -> Decision:
+        """The decision for a text given by its sample (``_sample``): how a file too large to
+        read whole is routed (edge_finer/bigfile.py cuts the same sample from it)."""
         return self._decide([sample], [_tally(sample)])[0]
 
     def route_sentences(self, text: str) -> list[Segment]:
@@ -604,9 +608,18 @@ def _head(text: str, limit: int) -> str:
     return text[:cut if cut > 0 else limit]
 
 
+def sample_spans(length: int, limit: int) -> list[tuple[int, int]] | None:
+    """Where :func:`_sample` cuts a text of ``length`` characters (None: it takes all of it);
+    also used to cut the same sample from a file too large to read whole (edge_finer/bigfile.py)."""
+    if length <= limit:
+        return None
+    step, width = length // 10, limit // 10
+    return [(i * step, i * step + width) for i in range(10)]
+
+
 def _sample(text: str, limit: int) -> str:
     """Up to ``limit`` characters: all of a short text, else ten slices spread over it."""
-    if len(text) <= limit:
+    spans = sample_spans(len(text), limit)
+    if spans is None:
         return text
-    step, width = len(text) // 10, limit // 10
-    return "\n".join(text[i * step:i * step + width] for i in range(10))
+    return "\n".join(text[a:b] for a, b in spans)
