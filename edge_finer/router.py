@@ -78,6 +78,11 @@ INSTALLED_PRIOR = 0.0
 #: Pidgin) and removes ~30 % of the sentences of other languages that reached a neighbour's
 #: bundle (benchmarks/results/routing.md, "Trade-off").
 ROUTE_MARGIN = 0.05
+#: Weight of the word tables' evidence (mean log-probability per word, ``edge_finer.langrefs``)
+#: added to the n-gram score when the candidates are ranked and their margins measured; the
+#: calibration thresholds stay on the n-grams alone.  Chosen on held-out *build* text with the
+#: route margin (`benchmarks/routing.py`, "Tuning text"); 0 turns the words off.
+WORD_WEIGHT = 0.2
 #: A reference language's threshold for routing to its bundle: its held-out p1 lowered by this
 #: share of the p1-p50 gap.  Among the 51 languages it changes little (the competition decides);
 #: it is what keeps text of a language outside them from an installed bundle
@@ -148,6 +153,7 @@ class _Pool:
     unprofiled: list[str] = field(default_factory=list)
     limits: dict[tuple[str, bool], tuple[float | None, float | None]] = field(default_factory=dict)
     prior: Any = 0.0  # per column of ``table``: INSTALLED_PRIOR for an installed language, else 0
+    words: ScoreTable | None = None  # the same columns' word tables, when every column has one
 
 
 class Router:
@@ -287,6 +293,9 @@ class Router:
                     out[i] = self._single(pool, row, short, share, evidence)
                 continue
             adjusted = avg + pool.prior  # a language with a bundle is a priori likelier: someone installed it
+            if pool.words is not None and WORD_WEIGHT:
+                wavg, _ = pool.words.score_words([samples[i] for i, _, _, _ in items])
+                adjusted = adjusted + WORD_WEIGHT * wavg
             scaled = adjusted * np.minimum(n, EFFECTIVE_NGRAMS)[:, None]
             post = np.exp(scaled - scaled.max(axis=1, keepdims=True))
             post /= post.sum(axis=1, keepdims=True)
@@ -344,6 +353,9 @@ class Router:
         best = codes[top[0]]
         confidence, best_avg = posts[0], avgs[0]
         evidence["ngram_avg_logp"] = {codes[j]: a for j, a in zip(top, avgs)}
+        # what the candidates are ranked by, and the margins measured on: the n-gram score plus
+        # WORD_WEIGHT x the word score (plus INSTALLED_PRIOR for an installed language)
+        evidence["ranking_score"] = {codes[j]: round(a, 4) for j, a in zip(top, adjusted)}
         evidence["posterior"] = {codes[j]: p for j, p in zip(top[:2], posts)}
         runner = codes[top[1]] if len(top) > 1 else None
         threshold, typical = self._limits(pool, best, short)
@@ -415,6 +427,10 @@ class Router:
                     pool.index = {code: i for i, code in enumerate(codes)}
                     pool.prior = np.array([INSTALLED_PRIOR if code in pool.installed else 0.0 for code in codes])
                     pool.table = ScoreTable(codes, tables)
+                    if self.references is not None and all(self._uses_reference(pool, c) for c in codes):
+                        words = [self.references.word_table(c) for c in codes]
+                        if codes and all(w is not None for w in words):
+                            pool.words = ScoreTable(codes, words)  # type: ignore[arg-type]
         return pool.table
 
     def _uses_reference(self, pool: _Pool, code: str) -> bool:
