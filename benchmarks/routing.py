@@ -158,52 +158,65 @@ def never_seen(references, sets: dict[str, list[str]], installed: set[str], lang
             "sentences": total["n"]}
 
 
-#: (ROUTE_MARGIN, INSTALLED_PRIOR, REFERENCE_SLACK) points of the trade-off table; the first is
-#: the default.
-SWEEP = [(0.05, 0.0, 0.5), (0.0, 0.0, 0.5), (0.1, 0.0, 0.5), (0.15, 0.0, 0.5), (0.2, 0.0, 0.5),
-         (0.05, 0.0, 0.25), (0.05, 0.0, 1.0), (0.05, 0.02, 0.5)]
+#: (ROUTE_MARGIN, INSTALLED_PRIOR, REFERENCE_SLACK, WORD_WEIGHT) points of the trade-off table;
+#: the first is the default.
+SWEEP = [(0.05, 0.0, 0.5, 0.2), (0.05, 0.0, 0.5, 0.0), (0.0, 0.0, 0.5, 0.2), (0.1, 0.0, 0.5, 0.2),
+         (0.15, 0.0, 0.5, 0.2), (0.2, 0.0, 0.5, 0.2), (0.05, 0.0, 0.25, 0.2), (0.05, 0.0, 1.0, 0.2),
+         (0.05, 0.02, 0.5, 0.2), (0.05, 0.0, 0.5, 0.1), (0.05, 0.0, 0.5, 0.3)]
 #: Route margins tried on the tuning text.
 TUNING_MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+#: Word weights tried on the tuning text (0: the n-grams alone).
+TUNING_WORD_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def trade_off(references, sets: dict[str, list[str]], installed: set[str]) -> list[dict]:
     """The router's tunable constants, moved one at a time: what each point buys and costs."""
     import edge_finer.router as router_mod
 
-    saved = router_mod.ROUTE_MARGIN, router_mod.INSTALLED_PRIOR, router_mod.REFERENCE_SLACK
+    names = ("ROUTE_MARGIN", "INSTALLED_PRIOR", "REFERENCE_SLACK", "WORD_WEIGHT")
+    saved = [getattr(router_mod, k) for k in names]
     rows = []
     try:
-        for margin, prior, slack in SWEEP:
-            router_mod.ROUTE_MARGIN, router_mod.INSTALLED_PRIOR, router_mod.REFERENCE_SLACK = margin, prior, slack
+        for point in SWEEP:
+            for k, v in zip(names, point):
+                setattr(router_mod, k, v)
             s = summarise(route_all(make_router(references), sets)["long"], installed)
             unseen = never_seen(references, sets, installed, langid=False)
-            rows.append({"route_margin": margin, "installed_prior": prior, "reference_slack": slack, **s,
-                         "never_seen_to_installed": unseen["to_installed"]})
+            margin, prior, slack, weight = point
+            rows.append({"route_margin": margin, "installed_prior": prior, "reference_slack": slack,
+                         "word_weight": weight, **s, "never_seen_to_installed": unseen["to_installed"]})
     finally:
-        router_mod.ROUTE_MARGIN, router_mod.INSTALLED_PRIOR, router_mod.REFERENCE_SLACK = saved
+        for k, v in zip(names, saved):
+            setattr(router_mod, k, v)
     return rows
 
 
 def tuning_text(references, installed: set[str]) -> dict:
-    """How the route margin was chosen: on held-out *build* text, never on the dev text above.
+    """How the route margin and the word weight were chosen: on held-out *build* text, never on
+    the dev text above.
 
     The sentences the reference build kept out of each profile's counts to calibrate it (every
     tenth of each source; for a language of under 400 sentences, the first of five folds, scored
-    by a profile counted from the other four), ranked against every reference profile of their
-    script; an installed language wins when it beats the runner-up by the margin, another language
-    is named when it beats it by ``NAME_MARGIN``.  Ranking and margins only: the calibration
+    by a profile -- n-grams and words -- counted from the other four), ranked against every
+    reference profile of their script by the n-gram score plus ``weight`` times the word score;
+    an installed language wins when it beats the runner-up by the margin, another language is
+    named when it beats it by ``NAME_MARGIN``.  Ranking and margins only: the calibration
     thresholds (which turn away text that fits no language) are left out, so the figures are close
-    to, not equal to, the router's.  The margin chosen is the smallest at which >= 99 % of the
-    sentences of languages without a bundle come out unknown or as themselves (the issue's target).
+    to, not equal to, the router's.  The rule: of the (weight, margin) points at which >= 99 % of
+    the sentences of languages without a bundle come out unknown or as themselves (the issue's
+    target) and no more of them reach an installed bundle than with the n-grams alone at their
+    chosen margin (0.05: the "never" target, which this text cannot meet outright), the one whose
+    installed languages come out right most often.
     """
     import numpy as np
 
     from edge_finer.langrefs import ScoreTable, gram_hashes, quantize_logp
     from edge_finer.router import NAME_MARGIN, _only_script, _tally
-    from quantize.langrefs import KFOLD_BELOW, MAX_SENTENCES, _spread, build_texts, count_profile
+    from quantize.langrefs import KFOLD_BELOW, MAX_SENTENCES, _spread, build_texts, count_profile, counted_words
 
     held: dict[str, list[str]] = {}
     own: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # languages scored by a fold profile
+    own_words: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for code, sources in build_texts().items():
         if code not in references.languages:
             continue
@@ -216,36 +229,54 @@ def tuning_text(references, installed: set[str]) -> dict:
             held[code] = [s for p in parts for i, s in enumerate(p) if i % 5 == 0]
             grams, logp = count_profile([[s for i, s in enumerate(p) if i % 5 != 0] for p in parts])
             own[code] = (gram_hashes(grams), quantize_logp(logp))
+            words, wlogp = counted_words(sents, fold=0)
+            own_words[code] = (gram_hashes(words), quantize_logp(wlogp))
     by_script: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for code, sents in held.items():
         for s in sents:
             letters, script, count = _tally(s)
             if letters and len(s.strip()) >= LONG:
                 by_script[script].append((code, _only_script(s, script) if count < letters else s))
-    gaps: list[tuple[str, str, float]] = []  # (true language, top language, margin over the runner-up)
+    weights = TUNING_WORD_WEIGHTS if references.has_words else (0.0,)
+    # (true language, top language, margin over the runner-up), per word weight
+    gaps: dict[float, list[tuple[str, str, float]]] = {w: [] for w in weights}
     for script, items in sorted(by_script.items()):
         codes = references.by_script(script)
         if not codes:
             continue
+        texts = [s for _, s in items]
         table = ScoreTable(codes, [references.table(c) for c in codes])
-        avg, _ = table.score_many([s for _, s in items])
+        avg, _ = table.score_many(texts)
+        wavg = np.zeros_like(avg)
+        if references.has_words:
+            wavg, _ = ScoreTable(codes, [references.word_table(c) for c in codes]).score_words(texts)
         for code in {c for c, _ in items} & set(own) & set(codes):
             rows = [k for k, (c, _) in enumerate(items) if c == code]
             mine = ScoreTable([code], [own[code]]).score_many([items[k][1] for k in rows])[0]
             avg[rows, codes.index(code)] = mine[:, 0]
-        for (code, _), row in zip(items, avg):
-            order = np.argsort(-row, kind="stable")
-            gap = float(row[order[0]] - row[order[1]]) if len(order) > 1 else 99.0
-            gaps.append((code, codes[order[0]], gap))
+            if references.has_words:
+                mine = ScoreTable([code], [own_words[code]]).score_words([items[k][1] for k in rows])[0]
+                wavg[rows, codes.index(code)] = mine[:, 0]
+        for w in weights:
+            for (code, _), row in zip(items, avg + w * wavg):
+                order = np.argsort(-row, kind="stable")
+                gap = float(row[order[0]] - row[order[1]]) if len(order) > 1 else 99.0
+                gaps[w].append((code, codes[order[0]], gap))
     rows = []
-    for margin in TUNING_MARGINS:
-        table_: dict[str, Counter] = defaultdict(Counter)
-        for code, top, gap in gaps:
-            need = margin if top in installed else NAME_MARGIN
-            table_[code][top if gap >= need else "unknown"] += 1
-        rows.append({"route_margin": margin, **summarise(table_, installed)})
-    chosen = next((r["route_margin"] for r in rows if r["other_ok"] >= 99.0), None)
-    return {"rows": rows, "chosen": chosen, "sentences": len(gaps)}
+    for w in weights:
+        for margin in TUNING_MARGINS:
+            table_: dict[str, Counter] = defaultdict(Counter)
+            for code, top, gap in gaps[w]:
+                need = margin if top in installed else NAME_MARGIN
+                table_[code][top if gap >= need else "unknown"] += 1
+            rows.append({"word_weight": w, "route_margin": margin, **summarise(table_, installed)})
+    # the n-grams alone: the smallest margin meeting the 99 % target (the rule before the words)
+    plain = next((r for r in rows if r["word_weight"] == 0.0 and r["other_ok"] >= 99.0), None)
+    ok = [r for r in rows if r["other_ok"] >= 99.0
+          and (plain is None or r["other_to_installed"] <= plain["other_to_installed"])]
+    best = max(ok, key=lambda r: (r["installed_right"], -r["word_weight"], -r["route_margin"]), default=None)
+    return {"rows": rows, "chosen": best and best["route_margin"], "chosen_word_weight": best and best["word_weight"],
+            "plain_margin": plain and plain["route_margin"], "sentences": len(gaps[weights[0]])}
 
 
 def cost(sets: dict[str, list[str]], repeats: int, count: int) -> dict:
@@ -362,6 +393,7 @@ def load_cost(repeats: int) -> dict:
             cold.append(json.loads(proc.stdout))
     cold_median = {k: round(statistics.median(c[k] for c in cold), 1) for k in cold[0]} if cold else {}
     return {"file_bytes": REFS_FILE.stat().st_size, "languages": len(refs.languages),
+            "top_words": refs.meta.get("top_words", 0),
             "read_index_ms": round(1e3 * statistics.median(index), 2),
             "read_tables_ms": round(1e3 * statistics.median(tables), 1),
             "build_latin_table_ms": round(1e3 * statistics.median(latin), 1),
@@ -495,29 +527,37 @@ def markdown(res: dict) -> str:
                   f"{_pct(s['other_to_installed'])})."]
     tune = res.get("tuning")
     if tune:
-        lines += ["", "## Tuning text: how `ROUTE_MARGIN` was chosen", "",
+        lines += ["", "## Tuning text: how `ROUTE_MARGIN` and `WORD_WEIGHT` were chosen", "",
                   f"Not the dev text above: the {tune['sentences']} held-out sentences (>= {LONG} characters) of the "
-                  "reference build (every tenth sentence of each source, which the profiles did not count; a "
-                  "language of under 400 sentences: one fold of five, scored by a profile counted from the other "
-                  "four), ranked against every reference language of their script. Ranking and margins only (no "
-                  "calibration thresholds). The margin chosen is the smallest at which >= 99 % of the sentences of "
-                  f"languages without a bundle come out unknown or as themselves: **{tune['chosen']}**.", "",
-                  "| route margin | installed right | installed unknown | others unknown or themselves | "
-                  "others to installed |", "|---|---|---|---|---|"]
+                  "reference build (every tenth sentence of each source, which neither the n-gram nor the word "
+                  "tables counted; a language of under 400 sentences: one fold of five, scored by tables counted "
+                  "from the other four), ranked against every reference language of their script by the n-gram "
+                  "score plus the word weight times the word score. Ranking and margins only (no calibration "
+                  "thresholds). The rule: of the points at which >= 99 % of the sentences of languages without a "
+                  "bundle come out unknown or as themselves and no more of them reach an installed bundle than "
+                  f"with the n-grams alone at their margin ({tune.get('plain_margin')}), the one with the most "
+                  f"installed sentences right: word weight **{tune.get('chosen_word_weight')}**, margin "
+                  f"**{tune['chosen']}**.", "",
+                  "| word weight | route margin | installed right | installed unknown | others unknown or themselves | "
+                  "others to installed |", "|---|---|---|---|---|---|"]
         for r in tune["rows"]:
-            lines.append(f"| {r['route_margin']} | {_pct(r['installed_right'])} | {_pct(r['installed_unknown'])} | "
-                         f"{_pct(r['other_ok'])} | {_pct(r['other_to_installed'])} |")
+            lines.append(f"| {r.get('word_weight', 0.0)} | {r['route_margin']} | {_pct(r['installed_right'])} | "
+                         f"{_pct(r['installed_unknown'])} | {_pct(r['other_ok'])} | {_pct(r['other_to_installed'])} |")
     if res.get("trade_off"):
         lines += ["", "## Trade-off: the router's constants, on the dev text", "",
                   "`ROUTE_MARGIN` (how much an installed language must beat every other candidate by), "
-                  "`INSTALLED_PRIOR` (added to an installed language's score when ranking) and `REFERENCE_SLACK` "
-                  "(how far below its held-out p1 a text may score and still go to an installed bundle), moved one "
-                  "at a time; the first row is the shipped setting. Shown to make the trade-off visible, not used "
-                  "to choose: the margin was chosen on the tuning text.", "",
-                  "| margin | prior | slack | installed right | installed unknown | others unknown or themselves | "
-                  "others to installed | never seen: to installed |", "|---|---|---|---|---|---|---|---|"]
+                  "`INSTALLED_PRIOR` (added to an installed language's score when ranking), `REFERENCE_SLACK` "
+                  "(how far below its held-out p1 a text may score and still go to an installed bundle) and "
+                  "`WORD_WEIGHT` (the word tables' share of the ranking score; 0: the n-grams alone, the router "
+                  "before the word tables), moved one at a time; the first row is the shipped setting. Shown to "
+                  "make the trade-off visible, not used to choose: the margin and the weight were chosen on the "
+                  "tuning text.", "",
+                  "| margin | prior | slack | word weight | installed right | installed unknown | others unknown or "
+                  "themselves | others to installed | never seen: to installed |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in res["trade_off"]:
             lines.append(f"| {r.get('route_margin', 0.0)} | {r['installed_prior']} | {r['reference_slack']} | "
+                         f"{r.get('word_weight', 0.0)} | "
                          f"{_pct(r['installed_right'])} | "
                          f"{_pct(r['installed_unknown'])} | {_pct(r['other_ok'])} | {_pct(r['other_to_installed'])} | "
                          f"{_pct(r['never_seen_to_installed'])} |")
@@ -547,7 +587,7 @@ def markdown(res: dict) -> str:
     cold = ld.get("cold_process", {})
     lines += ["", "## The reference file", "",
               f"`edge_finer/data/langrefs.zip`: {ld['file_bytes'] / 1e6:.2f} MB, {ld['languages']} languages "
-              f"(4,000 n-grams each, one byte per log-probability). Reading its index: {ld['read_index_ms']} ms "
+              f"(4,000 n-grams and {ld.get('top_words', 0):,} words each, one byte per log-probability). Reading its index: {ld['read_index_ms']} ms "
               f"(on the first routing); its tables: {ld['read_tables_ms']} ms, {ld['tables_memory_mb']} MB (on the "
               f"first text whose script several languages write); the Latin-script table ({ld['latin_languages']} "
               f"languages): {ld['build_latin_table_ms']} ms, {ld['latin_table_memory_mb']} MB. A text whose script "

@@ -118,6 +118,18 @@ def batch_hashes(texts: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, int]
     return np.concatenate(parts), spans, np.concatenate(owners)
 
 
+def word_batch(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The hashes of the words (letter runs, case-folded: what the word tables count) of several
+    texts, and which text each belongs to."""
+    words: list[str] = []
+    owners: list[int] = []
+    for k, t in enumerate(texts):
+        runs = letter_runs(t)
+        words += runs
+        owners += [k] * len(runs)
+    return gram_hashes(words), np.asarray(owners, dtype=np.int64)
+
+
 def gram_hashes(grams: Sequence[str]) -> np.ndarray:
     """Hashes of n-gram strings (the same function as :func:`text_hashes`), vectorised."""
     if not grams:
@@ -156,7 +168,13 @@ class References:
     languages: dict[str, RefLanguage]
     meta: dict[str, Any]
     _tables: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    _words: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def has_words(self) -> bool:
+        """Whether the file carries word tables (files written before them do not)."""
+        return bool(self.meta.get("top_words"))
 
     def by_script(self, script: str) -> list[str]:
         """Reference languages written in ``script``, in file order."""
@@ -170,13 +188,22 @@ class References:
                     order = [str(e["code"]) for e in self.meta["languages"]]
                     tables = _read_tables(self.path, order)
                     self._tables = {c: t for c, t in tables.items() if c in self.languages}
+                    if self.has_words:
+                        words = _read_tables(self.path, order, WORD_MEMBERS)
+                        self._words = {c: t for c, t in words.items() if c in self.languages}
         return self._tables[code]
+
+    def word_table(self, code: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(word hashes, quantized log-probabilities) of one language; None without word tables."""
+        self.table(code)
+        return None if self._words is None else self._words.get(code)
 
     def without(self, codes: Iterable[str]) -> "References":
         """The same references less some languages (the benchmark's "never seen" scenario)."""
         drop = set(codes)
         return References(self.path, {c: v for c, v in self.languages.items() if c not in drop}, self.meta,
-                          None if self._tables is None else {c: t for c, t in self._tables.items() if c not in drop})
+                          None if self._tables is None else {c: t for c, t in self._tables.items() if c not in drop},
+                          None if self._words is None else {c: t for c, t in self._words.items() if c not in drop})
 
 
 def _bad(path: Path, why: str) -> BundleError:
@@ -214,13 +241,19 @@ def read_references(path: Path) -> References:
     return References(path, langs, meta)
 
 
-def _read_tables(path: Path, order: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+#: zip members of the n-gram tables and of the word tables: (vocabulary, offsets, entries, bytes)
+GRAM_MEMBERS = ("vocab.txt", "offsets.bin", "grams.bin", "q.bin")
+WORD_MEMBERS = ("words.txt", "woffsets.bin", "wgrams.bin", "wq.bin")
+
+
+def _read_tables(path: Path, order: list[str], members: Sequence[str] = GRAM_MEMBERS
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     try:
         with zipfile.ZipFile(path) as zf:
-            vocab = zf.read("vocab.txt").decode("utf-8").split("\n")
-            offsets = np.frombuffer(zf.read("offsets.bin"), dtype="<i8")
-            grams = np.frombuffer(zf.read("grams.bin"), dtype="<u4")
-            q = np.frombuffer(zf.read("q.bin"), dtype=np.uint8)
+            vocab = zf.read(members[0]).decode("utf-8").split("\n")
+            offsets = np.frombuffer(zf.read(members[1]), dtype="<i8")
+            grams = np.frombuffer(zf.read(members[2]), dtype="<u4")
+            q = np.frombuffer(zf.read(members[3]), dtype=np.uint8)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise _bad(path, str(exc) or type(exc).__name__) from None
     if len(offsets) != len(order) + 1 or offsets[-1] != len(grams) or len(q) != len(grams) \
@@ -252,13 +285,7 @@ def load_references() -> References | None:
 # -- writing (the build side: quantize/langrefs.py) -----------------------------------------
 
 
-def write_references(path: Path, languages: list[dict[str, Any]], tables: list[tuple[list[str], np.ndarray]],
-                     meta: dict[str, Any]) -> None:
-    """Write a reference file: ``languages`` (index entries: code, name, scripts, calibration)
-    and, in the same order, each language's (n-grams, quantized log-probabilities).
-
-    The zip members carry a fixed date, so the same input gives the same bytes.
-    """
+def _table_members(names: Sequence[str], tables: list[tuple[list[str], np.ndarray]]) -> dict[str, bytes]:
     vocab: dict[str, int] = {}
     grams, qs, offsets = [], [], [0]
     for ngrams_, q in tables:
@@ -267,15 +294,30 @@ def write_references(path: Path, languages: list[dict[str, Any]], tables: list[t
         offsets.append(len(grams))
     if any("\n" in g for g in vocab):
         raise ValueError("an n-gram holds a line break")
+    return {names[0]: "\n".join(vocab).encode("utf-8"),
+            names[1]: np.asarray(offsets, dtype="<i8").tobytes(),
+            names[2]: np.asarray(grams, dtype="<u4").tobytes(),
+            names[3]: (np.concatenate(qs) if qs else np.zeros(0, dtype=np.uint8)).tobytes()}
+
+
+def write_references(path: Path, languages: list[dict[str, Any]], tables: list[tuple[list[str], np.ndarray]],
+                     meta: dict[str, Any], words: list[tuple[list[str], np.ndarray]] | None = None) -> None:
+    """Write a reference file: ``languages`` (index entries: code, name, scripts, calibration)
+    and, in the same order, each language's (n-grams, quantized log-probabilities), and
+    optionally its (words, quantized log-probabilities) (``meta`` then says ``top_words``).
+
+    The zip members carry a fixed date, so the same input gives the same bytes.
+    """
     doc = {"format": REFS_FORMAT, "version": REFS_VERSION, "orders": list(ORDERS), "unseen_logp": UNSEEN_LOGP,
            "step": STEP, **meta, "languages": languages}
-    members = {
-        "meta.json": json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8"),
-        "vocab.txt": "\n".join(vocab).encode("utf-8"),
-        "offsets.bin": np.asarray(offsets, dtype="<i8").tobytes(),
-        "grams.bin": np.asarray(grams, dtype="<u4").tobytes(),
-        "q.bin": (np.concatenate(qs) if qs else np.zeros(0, dtype=np.uint8)).tobytes(),
-    }
+    if words is not None and len(words) != len(tables):
+        raise ValueError("one word table per language")
+    if words is None:
+        doc.pop("top_words", None)
+    members = {"meta.json": json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8"),
+               **_table_members(GRAM_MEMBERS, tables)}
+    if words is not None:
+        members.update(_table_members(WORD_MEMBERS, words))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with zipfile.ZipFile(tmp, "w") as zf:
@@ -390,6 +432,20 @@ class ScoreTable:
                     sums[present] += lanes.view(np.uint16)[:, :width]
                 else:  # int32: a text is at most a few thousand n-grams of at most 255 each
                     sums[present] += np.add.reduceat(self.matrix[rows[a:b]], starts[present], axis=0, dtype=np.int32)
+        return UNSEEN_LOGP + STEP * sums / np.maximum(n, 1)[:, None], n
+
+    def score_words(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """For a table of *word* profiles: (mean log-probability per word, texts × languages;
+        words per text).  A text without words scores ``UNSEEN_LOGP`` everywhere."""
+        hashes, owners = word_batch(texts)
+        count = len(texts)
+        n = np.bincount(owners, minlength=count)
+        sums = np.zeros((count, len(self.codes)), dtype=np.int64)
+        if len(hashes) and len(self.vocab):
+            starts = np.searchsorted(owners, np.arange(count))
+            present = np.flatnonzero(n)
+            sums[present] = np.add.reduceat(self.matrix[self.lookup(hashes)], starts[present], axis=0,
+                                            dtype=np.int64)
         return UNSEEN_LOGP + STEP * sums / np.maximum(n, 1)[:, None], n
 
     def _gathered(self, rows: np.ndarray) -> np.ndarray:

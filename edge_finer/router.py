@@ -12,7 +12,10 @@ Evidence, cheapest first:
 2. character n-gram profiles score the text: the reference profile of every language that has
    one (:mod:`edge_finer.langrefs`, 51 languages), a bundle's own ``profile.json`` for a
    language the references lack.  Each profile's calibration on held-out sentences says when
-   the text fits none of them;
+   the text fits none of them.  Where every candidate has a reference word table, its words'
+   score joins the ranking (:data:`WORD_WEIGHT`): a few function words ("क्या", "तुम", "है")
+   that Hindi uses and Bhojpuri or Magahi never do count for little in an average over a
+   hundred character n-grams;
 3. CLD3 and py3langid, when installed, may veto an installed language for text that is not
    typical of it (CLD3 also votes among the candidates it knows).
 A text shorter than :data:`MIN_REFERENCE_LETTERS` letters is too short to tell among 51
@@ -78,6 +81,13 @@ INSTALLED_PRIOR = 0.0
 #: Pidgin) and removes ~30 % of the sentences of other languages that reached a neighbour's
 #: bundle (benchmarks/results/routing.md, "Trade-off").
 ROUTE_MARGIN = 0.05
+#: Weight of the word tables' evidence (mean log-probability per word, ``edge_finer.langrefs``)
+#: added to the n-gram score when the candidates are ranked and their margins measured; the
+#: calibration thresholds stay on the n-grams alone.  Chosen with the route margin on held-out
+#: *build* text (`benchmarks/routing.py`, "Tuning text": installed languages right 98.42 % ->
+#: 99.20 % there at margin 0.05, other languages reaching a bundle 0.50 % -> 0.49 %); 0 turns
+#: the words off (the router before them).
+WORD_WEIGHT = 0.2
 #: A reference language's threshold for routing to its bundle: its held-out p1 lowered by this
 #: share of the p1-p50 gap.  Among the 51 languages it changes little (the competition decides);
 #: it is what keeps text of a language outside them from an installed bundle
@@ -148,6 +158,7 @@ class _Pool:
     unprofiled: list[str] = field(default_factory=list)
     limits: dict[tuple[str, bool], tuple[float | None, float | None]] = field(default_factory=dict)
     prior: Any = 0.0  # per column of ``table``: INSTALLED_PRIOR for an installed language, else 0
+    words: ScoreTable | None = None  # the same columns' word tables, when every column has one
 
 
 class Router:
@@ -291,6 +302,9 @@ class Router:
                     out[i] = self._single(pool, row, short, share, evidence)
                 continue
             adjusted = avg + pool.prior  # a language with a bundle is a priori likelier: someone installed it
+            if pool.words is not None and WORD_WEIGHT:
+                wavg, _ = pool.words.score_words([samples[i] for i, _, _, _ in items])
+                adjusted = adjusted + WORD_WEIGHT * wavg
             scaled = adjusted * np.minimum(n, EFFECTIVE_NGRAMS)[:, None]
             post = np.exp(scaled - scaled.max(axis=1, keepdims=True))
             post /= post.sum(axis=1, keepdims=True)
@@ -348,6 +362,9 @@ class Router:
         best = codes[top[0]]
         confidence, best_avg = posts[0], avgs[0]
         evidence["ngram_avg_logp"] = {codes[j]: a for j, a in zip(top, avgs)}
+        # what the candidates are ranked by, and the margins measured on: the n-gram score plus
+        # WORD_WEIGHT x the word score (plus INSTALLED_PRIOR for an installed language)
+        evidence["ranking_score"] = {codes[j]: round(a, 4) for j, a in zip(top, adjusted)}
         evidence["posterior"] = {codes[j]: p for j, p in zip(top[:2], posts)}
         runner = codes[top[1]] if len(top) > 1 else None
         threshold, typical = self._limits(pool, best, short)
@@ -419,6 +436,10 @@ class Router:
                     pool.index = {code: i for i, code in enumerate(codes)}
                     pool.prior = np.array([INSTALLED_PRIOR if code in pool.installed else 0.0 for code in codes])
                     pool.table = ScoreTable(codes, tables)
+                    if self.references is not None and all(self._uses_reference(pool, c) for c in codes):
+                        words = [self.references.word_table(c) for c in codes]
+                        if codes and all(w is not None for w in words):
+                            pool.words = ScoreTable(codes, words)  # type: ignore[arg-type]
         return pool.table
 
     def _uses_reference(self, pool: _Pool, code: str) -> bool:

@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from edge_finer.langprofile import TOP_NGRAMS, ngrams
+from edge_finer.langprofile import TOP_NGRAMS, letter_runs, ngrams
 from edge_finer.langrefs import REFS_FILE, ScoreTable, gram_hashes, quantize_logp, text_hashes, write_references
 from edge_finer.languages import LANGUAGES, canonical
 
@@ -43,6 +43,10 @@ MAX_SENTENCES = 6000
 #: scored by a profile that did not count it) instead of a 10 % hold-out.
 KFOLD_BELOW = 400
 PERCENTILES = (0.5, 1, 2, 5, 10, 25, 50)
+#: Words kept per language (its most frequent): the word tables add what the character n-grams
+#: average away -- a few function words ("क्या", "तुम", "है") that one close language uses and
+#: its neighbour never does (see ``edge_finer.router.WORD_WEIGHT``).
+TOP_WORDS = 3000
 MIN_CALIBRATION = 20
 
 #: folder → (dataset, licence, source), from ``../shared/data/README.md``.
@@ -157,15 +161,15 @@ def _spread(sents: list[str], limit: int) -> list[str]:
     return [sents[int(i * step)] for i in range(limit)]
 
 
-def count_profile(sources: Iterable[list[str]], top: int = TOP_NGRAMS) -> tuple[list[str], np.ndarray]:
-    """The top n-grams and their log-probabilities, sources weighted by the square root of their
-    size: a large corpus still counts most, but a small one of another register (conversational
-    Hindi beside news and Wikipedia) is not drowned."""
+def count_profile(sources: Iterable[list[str]], top: int = TOP_NGRAMS, unit=ngrams) -> tuple[list[str], np.ndarray]:
+    """The top n-grams (``unit=letter_runs``: words) and their log-probabilities, sources
+    weighted by the square root of their size: a large corpus still counts most, but a small one
+    of another register (conversational Hindi beside news and Wikipedia) is not drowned."""
     freqs: list[tuple[Counter[str], float, float]] = []
     for sents in sources:
         counts: Counter[str] = Counter()
         for s in sents:
-            counts.update(ngrams(s))
+            counts.update(unit(s))
         total = sum(counts.values())
         if total:
             freqs.append((counts, float(total), math.sqrt(total)))
@@ -203,12 +207,30 @@ def calibrate(scored: list[tuple[int, float]]) -> dict[str, dict[str, float]]:
     return cal
 
 
+def _parts(sources: list[list[str]], limit: int) -> list[list[str]]:
+    """The sentences read of each source: ``limit`` in all, spread over the sources by size."""
+    total = sum(len(s) for s in sources)
+    return [_spread(s, max(1, round(limit * len(s) / total))) for s in sources]
+
+
+def counted_words(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_WORDS,
+                  fold: int | None = None) -> tuple[list[str], np.ndarray]:
+    """The word table of one language, from the sentences its n-gram profile counts (never the
+    held-out ones that calibrate it and tune the router); ``fold``: a small language's table
+    without that fold of five (the tuning text scores that fold)."""
+    parts = _parts(sources, limit)
+    if sum(len(p) for p in parts) >= KFOLD_BELOW:
+        keep = [[s for i, s in enumerate(p) if i % 10 != 9] for p in parts]
+    else:
+        keep = [[s for i, s in enumerate(p) if fold is None or i % 5 != fold] for p in parts]
+    return count_profile(keep, top, unit=letter_runs)
+
+
 def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES
                    ) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], int]:
     """(n-grams, log-probabilities, calibration, sentences counted) of one language, from its
     sources' sentences."""
-    total = sum(len(s) for s in sources)
-    parts = [_spread(s, max(1, round(limit * len(s) / total))) for s in sources]
+    parts = _parts(sources, limit)
     n = sum(len(p) for p in parts)
     if n >= KFOLD_BELOW:  # every tenth sentence of each source calibrates, the rest counts
         grams, logp = count_profile([[s for i, s in enumerate(p) if i % 10 != 9] for p in parts])
@@ -228,9 +250,12 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
     texts = build_texts(data)
     entries: list[dict[str, Any]] = []
     tables: list[tuple[list[str], np.ndarray]] = []
+    words: list[tuple[list[str], np.ndarray]] = []
     for code in sorted(texts):
         sources = texts[code]
         grams, logp, cal, counted = build_language([s for _, s in sources], limit)
+        wgrams, wlogp = counted_words([s for _, s in sources], limit)
+        words.append((wgrams, quantize_logp(wlogp)))
         lang = LANGUAGES[code]
         entries.append({"code": code, "name": lang.name, "iso639_3": lang.iso639_3, "scripts": list(lang.scripts),
                         "sentences": counted, "ngrams": len(grams), "calibration": cal,
@@ -239,11 +264,11 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
         long = cal.get("long", {})
         log(f"{code:4s} {lang.name:22s} {counted:6d} sentences, {len(grams)} n-grams, held-out p1 "
             f"{long.get('p1', 'n/a')} p50 {long.get('p50', 'n/a')}")
-    meta = {"top_ngrams": TOP_NGRAMS, "max_sentences": limit,
+    meta = {"top_ngrams": TOP_NGRAMS, "top_words": TOP_WORDS, "max_sentences": limit,
             "built_from": "train splits of ../shared/data (two thirds of dev-only splits and of text/ files; "
                           "GUIT-AsTourNE left out: no licence stated)",
             "note": "character n-gram statistics derived from the sources listed per language, under their licences"}
-    write_references(out, entries, tables, meta)
+    write_references(out, entries, tables, meta, words)
     summary = {"languages": len(entries), "bytes": out.stat().st_size,
                "seconds": round(time.perf_counter() - started, 1)}
     log(f"wrote {out} ({summary['bytes'] / 1e6:.2f} MB, {summary['languages']} languages, {summary['seconds']} s)")

@@ -30,7 +30,7 @@ from edge_finer.router import Router
 from edge_finer.scripts import script_counts, span_tallies
 from edge_finer.segment import iter_sentences
 from edge_finer.service import Service
-from quantize.langrefs import build_language
+from quantize.langrefs import build_language, counted_words
 from made_up_languages import MadeUpLanguages
 from tiny_bundle import make_tiny_bundle
 
@@ -55,15 +55,20 @@ def made_up(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle for "aa", and a reference file for aa, cc and dd, built as the pipeline builds them."""
     root = tmp_path_factory.mktemp("made-up")
     make_tiny_bundle(root / "bundles" / "tiny-aa", name="tiny-aa", lang="aa", iso3="aaa", profile_text=corpus("aa"))
-    entries, tables = [], []
+    from edge_finer.langrefs import quantize_logp
+
+    entries, tables, words = [], [], []
     for code in ("aa", "cc", "dd"):
         grams, logp, cal, counted = build_language([corpus(code)])
         entries.append({"code": code, "name": f"Made-up {code.upper()}", "scripts": ["Latn"], "calibration": cal,
                         "sentences": counted})
-        from edge_finer.langrefs import quantize_logp
-
         tables.append((grams, quantize_logp(logp)))
-    write_references(root / "refs.zip", entries, tables, {"note": "made up for the tests"})
+        wgrams, wlogp = counted_words([corpus(code)], top=5000)  # every word of the corpus
+        words.append((wgrams, quantize_logp(wlogp)))
+    meta = {"note": "made up for the tests", "top_words": 5000}
+    write_references(root / "refs.zip", entries, tables, meta, words)
+    # the same, with aa's and cc's word tables swapped: words that say "cc" for aa's text
+    write_references(root / "swapped.zip", entries, tables, meta, [words[1], words[0], words[2]])
     return root
 
 
@@ -126,7 +131,7 @@ def test_an_installed_language_needs_a_margin_over_every_other(made_up_env: Path
     s = corpus("aa", n=1, seed=4)[0]
     d = Router.installed().route(s)
     assert d.bundle == "tiny-aa"
-    scores = sorted(d.evidence["ngram_avg_logp"].values(), reverse=True)
+    scores = sorted(d.evidence["ranking_score"].values(), reverse=True)  # n-grams and words
     gap = scores[0] - scores[1]
     assert gap >= router_mod.ROUTE_MARGIN
     monkeypatch.setattr(router_mod, "ROUTE_MARGIN", gap + 0.01)
@@ -135,6 +140,45 @@ def test_an_installed_language_needs_a_margin_over_every_other(made_up_env: Path
     assert d.reason.startswith("cannot tell aa (aa) from ") and "--lang" in d.reason
     monkeypatch.setattr(router_mod, "ROUTE_MARGIN", gap - 0.01)
     assert Router.installed().route(s).bundle == "tiny-aa"
+
+
+def test_word_tables_take_part_in_the_ranking(made_up_env: Path, monkeypatch: pytest.MonkeyPatch):
+    """The word tables add their evidence to the n-gram score when the candidates are ranked:
+    with aa's and cc's word tables swapped and the words weighted heavily, aa's text no longer
+    reaches aa's bundle; with the words off, the same file routes it as before."""
+    import edge_finer.router as router_mod
+
+    refs = read_references(made_up_env / "refs.zip")
+    assert refs.has_words and refs.word_table("aa") is not None
+    pool_sentences = corpus("aa", n=10, seed=6)
+    assert all(Router.installed().route(s).bundle == "tiny-aa" for s in pool_sentences)
+    monkeypatch.setenv("EDGE_FINER_LANGREFS", str(made_up_env / "swapped.zip"))
+    monkeypatch.setattr(router_mod, "WORD_WEIGHT", 50.0)
+    assert not any(Router.installed().route(s).bundle for s in pool_sentences)
+    monkeypatch.setattr(router_mod, "WORD_WEIGHT", 0.0)
+    assert all(Router.installed().route(s).bundle == "tiny-aa" for s in pool_sentences)
+
+
+def test_references_without_word_tables_still_route(made_up: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A reference file written before the word tables (none in it) is read and routes on the
+    n-grams alone."""
+    from edge_finer.langrefs import quantize_logp
+
+    entries, tables = [], []
+    for code in ("aa", "cc"):
+        grams, logp, cal, counted = build_language([corpus(code)])
+        entries.append({"code": code, "name": code, "scripts": ["Latn"], "calibration": cal, "sentences": counted})
+        tables.append((grams, quantize_logp(logp)))
+    write_references(tmp_path / "old.zip", entries, tables, {"top_words": 300})  # no tables: the key is dropped
+    refs = read_references(tmp_path / "old.zip")
+    assert not refs.has_words and refs.word_table("aa") is None
+    monkeypatch.setenv("EDGE_FINER_BUNDLES", str(made_up / "bundles"))
+    monkeypatch.setenv("EDGE_FINER_LANGREFS", str(tmp_path / "old.zip"))
+    monkeypatch.setenv("EDGE_FINER_CLD3", "0")
+    monkeypatch.setenv("EDGE_FINER_LANGID", "0")
+    router = Router.installed()
+    assert router.route(corpus("aa", n=1, seed=7)[0]).bundle == "tiny-aa"
+    assert router.route(corpus("cc", n=1, seed=7)[0]).language == "cc"
 
 
 def test_code_mixed_text_names_each_sentence(made_up_env: Path):
@@ -337,7 +381,7 @@ def test_real_neighbours_stay_off_the_installed_bundle(shipped, monkeypatch: pyt
         for s in texts[lang][:60]:
             d = router.route(s)
             if d.bundle is not None:  # what still reaches a bundle is a wide call, never a hair
-                scores = sorted(d.evidence["ngram_avg_logp"].values(), reverse=True)
+                scores = sorted(d.evidence["ranking_score"].values(), reverse=True)
                 assert scores[0] - scores[1] >= router_mod.ROUTE_MARGIN
     for lang in ("en", "hi"):
         right = sum(router.route(s).language == lang for s in texts[lang])
@@ -406,6 +450,24 @@ def test_scores_of_many_texts_are_each_texts_scores(texts):
     for i, t in enumerate(texts):
         assert n[i] == len(text_hashes(t))
         assert np.allclose(avg[i], table.score(text_hashes(t)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(TEXTS, min_size=1, max_size=5))
+def test_word_scores_are_the_mean_over_each_texts_words(texts):
+    from edge_finer.langprofile import letter_runs
+
+    known = {"the": 200, "fox": 90, "दिल्ली": 255}
+    table = ScoreTable(["x", "y"], [(gram_hashes(list(known)), np.array(list(known.values()), dtype=np.uint8)),
+                                    (gram_hashes(["the"]), np.array([10], dtype=np.uint8))])
+    avg, n = table.score_words(texts)
+    step = 13.0 / 255
+    for i, t in enumerate(texts):
+        words = letter_runs(t)
+        assert n[i] == len(words)
+        want_x = np.mean([-13.0 + step * known.get(w, 0) for w in words]) if words else -13.0
+        want_y = np.mean([-13.0 + step * (10 if w == "the" else 0) for w in words]) if words else -13.0
+        assert np.allclose(avg[i], [want_x, want_y])
 
 
 def test_scores_of_long_texts_need_no_packing_limit():
