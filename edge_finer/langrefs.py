@@ -65,10 +65,11 @@ def quantize_logp(logp: np.ndarray) -> np.ndarray:
     return np.clip(q, 1, 255).astype(np.uint8)
 
 
-def text_hashes(text: str) -> np.ndarray:
+def text_hashes(text: str, runs: list[str] | None = None) -> np.ndarray:
     """The hashes of exactly the n-grams :func:`edge_finer.langprofile.ngrams` gives, orders 1-4
-    (letter runs, case-folded, joined by spaces; unigrams skip the spaces)."""
-    runs = letter_runs(text)
+    (letter runs, case-folded, joined by spaces; unigrams skip the spaces).  ``runs``: the
+    text's :func:`letter_runs`, when the caller has them already."""
+    runs = letter_runs(text) if runs is None else runs
     if not runs:
         return np.zeros(0, dtype=np.uint64)
     joined = " " + " ".join(runs) + " "
@@ -83,18 +84,20 @@ def text_hashes(text: str) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def batch_hashes(texts: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
+def batch_hashes(texts: Sequence[str], runs: Sequence[list[str]] | None = None
+                 ) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
     """The n-gram hashes of several texts at once (what :func:`text_hashes` gives for each).
 
     Returns (hashes, spans, owners): ``hashes[a:b]`` for each order's ``(a, b)`` in ``spans``
     holds that order's n-grams of all texts, grouped by text in order, and ``owners`` says which
     text each hash belongs to.  One numpy pass instead of one per text: routing a document
-    sentence by sentence is then cheap per sentence.
+    sentence by sentence is then cheap per sentence.  ``runs``: each text's
+    :func:`letter_runs`, when the caller has them already (the word scores use them too).
     """
     pieces = []
-    for t in texts:
-        runs = letter_runs(t)
-        pieces.append(" " + " ".join(runs) + " " if runs else "")
+    for k, t in enumerate(texts):
+        words = letter_runs(t) if runs is None else runs[k]
+        pieces.append(" " + " ".join(words) + " " if words else "")
     # texts are separated by NUL (never a letter): an n-gram across a separator is dropped
     c32 = np.frombuffer("\0".join(pieces).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     sep = c32 == 0
@@ -118,15 +121,15 @@ def batch_hashes(texts: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, int]
     return np.concatenate(parts), spans, np.concatenate(owners)
 
 
-def word_batch(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def word_batch(texts: Sequence[str], runs: Sequence[list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The hashes of the words (letter runs, case-folded: what the word tables count) of several
-    texts, and which text each belongs to."""
+    texts, and which text each belongs to (``runs``: as in :func:`batch_hashes`)."""
     words: list[str] = []
     owners: list[int] = []
     for k, t in enumerate(texts):
-        runs = letter_runs(t)
-        words += runs
-        owners += [k] * len(runs)
+        found = letter_runs(t) if runs is None else runs[k]
+        words += found
+        owners += [k] * len(found)
     return gram_hashes(words), np.asarray(owners, dtype=np.int64)
 
 
@@ -406,14 +409,16 @@ class ScoreTable:
             pending = pending[(got != size) & (self._keys[nxt] != hashes[pending])]
         return rows
 
-    def score_many(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(mean log-probability per n-gram, texts × languages; n-grams per text)."""
+    def score_many(self, texts: Sequence[str], runs: Sequence[list[str]] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(mean log-probability per n-gram, texts × languages; n-grams per text).  ``runs``:
+        each text's :func:`letter_runs`, when the caller has them (see :func:`batch_hashes`)."""
         count = len(texts)
         if count == 1:  # one text (a document, a lone sentence): no grouping to do
-            hashes = text_hashes(texts[0])
+            hashes = text_hashes(texts[0], None if runs is None else runs[0])
             avg = self.score(hashes)[None, :] if len(hashes) else np.full((1, len(self.codes)), UNSEEN_LOGP)
             return avg, np.array([len(hashes)])
-        hashes, spans, owners = batch_hashes(texts)
+        hashes, spans, owners = batch_hashes(texts, runs)
         width = len(self.codes)
         sums = np.zeros((count, width), dtype=np.int64)
         n = np.bincount(owners, minlength=count)
@@ -434,10 +439,11 @@ class ScoreTable:
                     sums[present] += np.add.reduceat(self.matrix[rows[a:b]], starts[present], axis=0, dtype=np.int32)
         return UNSEEN_LOGP + STEP * sums / np.maximum(n, 1)[:, None], n
 
-    def score_words(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def score_words(self, texts: Sequence[str], runs: Sequence[list[str]] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """For a table of *word* profiles: (mean log-probability per word, texts × languages;
         words per text).  A text without words scores ``UNSEEN_LOGP`` everywhere."""
-        hashes, owners = word_batch(texts)
+        hashes, owners = word_batch(texts, runs)
         count = len(texts)
         n = np.bincount(owners, minlength=count)
         sums = np.zeros((count, len(self.codes)), dtype=np.int64)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import BundleError
-from .langprofile import ORDERS, PROFILE_FILE, Profile, read_profile
+from .langprofile import ORDERS, PROFILE_FILE, Profile, letter_runs, read_profile
 from .langrefs import References, ScoreTable, gram_hashes, quantize_logp
 from .languages import canonical, name_of, no_bundle_line
 from .scripts import expand, script_counts, script_of, span_tallies
@@ -176,6 +176,7 @@ class Router:
         self.problems = list(problems)
         self.references = references
         self.languages = sorted({c.language for c in self.candidates})
+        self._no_bundle_lines: dict[str, str] = {}
         self._by_code: dict[str, list[Candidate]] = {}
         for c in sorted(self.candidates, key=lambda c: c.rank):
             self._by_code.setdefault(canonical(c.language), []).append(c)
@@ -296,14 +297,16 @@ class Router:
                                                f"({', '.join(pool.codes)}) and their bundles carry no language profile",
                                                evidence, 0.0)
                 continue
-            avg, n = table.score_many([samples[i] for i, _, _, _ in items])
+            texts = [samples[i] for i, _, _, _ in items]
+            runs = [letter_runs(t) for t in texts] if pool.words is not None and WORD_WEIGHT else None
+            avg, n = table.score_many(texts, runs)
             if len(pool.codes) == 1:
                 for (i, evidence, short, share), row in zip(items, avg[:, 0].tolist()):
                     out[i] = self._single(pool, row, short, share, evidence)
                 continue
             adjusted = avg + pool.prior  # a language with a bundle is a priori likelier: someone installed it
             if pool.words is not None and WORD_WEIGHT:
-                wavg, _ = pool.words.score_words([samples[i] for i, _, _, _ in items])
+                wavg, _ = pool.words.score_words(texts, runs)
                 adjusted = adjusted + WORD_WEIGHT * wavg
             scaled = adjusted * np.minimum(n, EFFECTIVE_NGRAMS)[:, None]
             post = np.exp(scaled - scaled.max(axis=1, keepdims=True))
@@ -534,7 +537,10 @@ class Router:
 
     def _named(self, code: str, confidence: float, by: str, evidence: dict[str, Any]) -> Decision:
         evidence["by"] = by
-        return Decision(code, None, None, float(confidence), no_bundle_line(code), evidence)
+        line = self._no_bundle_lines.get(code)
+        if line is None:  # the catalogue lookup behind it stats files: once per language, not per sentence
+            line = self._no_bundle_lines[code] = no_bundle_line(code)
+        return Decision(code, None, None, float(confidence), line, evidence)
 
     def _unknown(self, why: str, evidence: dict[str, Any], confidence: float, guess: str | None = None) -> Decision:
         if guess:

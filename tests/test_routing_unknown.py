@@ -450,6 +450,15 @@ def test_scores_of_many_texts_are_each_texts_scores(texts):
     for i, t in enumerate(texts):
         assert n[i] == len(text_hashes(t))
         assert np.allclose(avg[i], table.score(text_hashes(t)))
+    # the router hands over the letter runs it computed once for n-grams and words alike
+    from edge_finer.langprofile import letter_runs
+
+    runs = [letter_runs(t) for t in texts]
+    for k in (1, len(texts)):
+        shared, n_shared = table.score_many(texts[:k], runs[:k])
+        assert np.array_equal(shared, avg[:k]) and np.array_equal(n_shared, n[:k])
+        words, wn = table.score_words(texts[:k], runs[:k])
+        assert np.array_equal(words, table.score_words(texts[:k])[0]) and list(wn) == [len(r) for r in runs[:k]]
 
 
 @settings(max_examples=100, deadline=None)
