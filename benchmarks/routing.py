@@ -19,7 +19,7 @@ Scenarios:
   document routed once, then annotated in model batches).  Plus what loading the references
   costs, and the file's size.
 
-    nice -n 19 python -m benchmarks.routing [--extra DIR] [--per-source 300] [--repeats 5]
+    python -m benchmarks.routing [--extra DIR] [--per-source 300] [--repeats 5]
 
 Writes ``benchmarks/results/routing.json`` and ``benchmarks/results/routing.md``.
 """
@@ -418,6 +418,7 @@ def cpu() -> dict:
         m["load_average"] = Path("/proc/loadavg").read_text().split()[:3]
     except OSError:
         pass
+    m["nice"] = os.nice(0)
     return m
 
 
@@ -434,9 +435,10 @@ def markdown(res: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, onnxruntime {m['onnxruntime']}; lscpu "
         f"flags: avx2 {'yes' if flags.get('avx2') else 'no'}, "
         f"avx512_vnni {'yes' if flags.get('avx512_vnni') else 'no'}. "
-        f"One thread. Run under `nice -n 19` while another process was training on the other core (load average "
-        f"{' '.join(m.get('load_average', []))} at the end): absolute times are inflated, the shares compare "
-        "routing and annotation measured side by side, interleaved.",
+        f"One thread{', under `nice -n ' + str(m['nice']) + '`' if m.get('nice') else ''}, load average "
+        f"{' '.join(m.get('load_average', []))} at the end (other jobs shared the machine when it is above 1): "
+        "absolute times are then inflated; the shares compare routing and annotation measured side by side, "
+        "interleaved.",
         f"Command: `{res['command']}`. Text: the dev splits, and the third of the dev-only splits and of the "
         "`text/` files that the reference build never reads (`quantize/langrefs.py`); up to "
         f"{res['per_source']} sentences per source. Installed: {', '.join(res['installed'])} (shipped bundles"
@@ -624,7 +626,7 @@ def main() -> None:
     refs = load_references()
     router = make_router(refs)
     installed = set(router.languages)
-    res: dict = {"command": "nice -n 19 python -m benchmarks.routing"
+    res: dict = {"command": "python -m benchmarks.routing"
                  + "".join(f" --extra {e}" for e in args.extra)
                  + (f" --per-source {args.per_source}" if args.per_source != 300 else ""),
                  "per_source": args.per_source, "repeats": args.repeats, "extra": args.extra,
