@@ -881,10 +881,21 @@ def bundles_info(ref: str = typer.Argument(..., help="Bundle name, folder or arc
                  if isinstance(feats, dict) else "features:    none (subword ids only; bundle format 1)")
     dec = m.get("decoding", {})
     cal = m.get("evaluation", {}).get("threshold_calibration")
+    typed = {t: v for t, v in (dec.get("type_thresholds") or {}).items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)} if isinstance(dec.get("type_thresholds"), dict) else {}
+    global_f1 = cal.get("f1_global", cal.get("f1")) if isinstance(cal, dict) else None
     lines.append(f"threshold:   {float(dec.get('threshold', 0.0)):.2f}"
                  + (f" (calibrated on {cal.get('split', 'dev')}: F1 {100 * cal['f1_at_zero']:.1f} at 0 → "
-                    f"{100 * cal['f1']:.1f})" if isinstance(cal, dict) and "f1" in cal else " (not calibrated)")
-                 + "; --threshold overrides it")
+                    f"{100 * global_f1:.1f})" if isinstance(cal, dict) and isinstance(global_f1, (int, float))
+                    and isinstance(cal.get("f1_at_zero"), (int, float)) else " (not calibrated)")
+                 + ("" if typed else "; --threshold overrides it"))
+    if typed:
+        cv = cal.get("cross_validated", {}) if isinstance(cal, dict) else {}
+        lines.append("per type:    " + ", ".join(f"{_safe(str(t))} {float(v):.2f}" for t, v in typed.items())
+                     + (f" (F1 {100 * cal['f1']:.1f}; 2-fold cross-validated {100 * cv['global']:.1f} → "
+                        f"{100 * cv['per_type']:.1f})" if isinstance(cv, dict) and isinstance(cal.get("f1"), (int, float))
+                        and all(isinstance(cv.get(k), (int, float)) for k in ("global", "per_type")) else "")
+                     + "; --threshold replaces them all")
     q = m.get("quantization", {})
     if q:
         lines.append(f"quantized:   {q.get('method')} {q.get('weight_type')}, per-channel {q.get('per_channel')}")

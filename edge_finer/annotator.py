@@ -79,6 +79,9 @@ class Annotator:
         self.batch_size = max(1, batch_size)
         self.max_batch_tokens = max(1, max_batch_tokens)
         self.scheme = LabelScheme.from_labels(bundle.labels)
+        # per-type thresholds calibrated by the build; an explicit threshold replaces them all
+        self.type_thresholds = type_thresholds(bundle, self.scheme) if threshold is None else {}
+        self._label_threshold = np.array([self.type_thresholds.get(t, self.threshold) for t in self.scheme.types])
         self.coarse = {t: bundle.coarse_groups.get(t, t) for t in self.scheme.types if t}
         self.max_tokens = int(bundle.manifest["max_length"]) - 2  # room for bos/eos
         self.stride = int(bundle.manifest["stride"])
@@ -282,7 +285,7 @@ class Annotator:
             self._scatter(batch, self._run_batch(batch, feats), word_probs)
         tags = decode_flat(word_probs, offsets, self.scheme)
         firsts, ends, labels, scores = spans_flat(tags, word_probs, offsets, self.scheme)
-        keep = scores >= self.threshold
+        keep = scores >= self._label_threshold[labels]
         owners = np.searchsorted(offsets, firsts[keep], side="right") - 1
         base = offsets.tolist()
         types, coarse = self.scheme.types, self.coarse
@@ -350,6 +353,24 @@ class Annotator:
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=-1, keepdims=True)
         return logits
+
+
+def type_thresholds(bundle: Bundle, scheme: LabelScheme) -> dict[str, float]:
+    """The manifest's ``decoding.type_thresholds`` (entity type → minimum score), checked: a
+    tampered or mistyped value is one clear :class:`BundleError`, never a silent default."""
+    raw = bundle.manifest.get("decoding", {}).get("type_thresholds", {})
+    where = f"{bundle.path}: manifest decoding.type_thresholds"
+    if not isinstance(raw, dict):
+        raise BundleError(f"{where} must be an object of entity type → threshold")
+    known = {t for t in scheme.types if t}
+    out: dict[str, float] = {}
+    for etype, value in raw.items():
+        if etype not in known:
+            raise BundleError(f"{where} names {etype!r}, not one of the bundle's types")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            raise BundleError(f"{where}[{etype!r}] must be a number between 0 and 1")
+        out[etype] = float(value)
+    return out
 
 
 def clear_cache() -> None:

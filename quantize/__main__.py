@@ -1,5 +1,6 @@
-"""``python -m quantize build RECIPE.toml [--work DIR] [--out DIR] [--resume | --no-resume]``
-and ``python -m quantize profile RECIPE.toml [--bundle DIR]``.
+"""``python -m quantize build RECIPE.toml [--work DIR] [--out DIR] [--resume | --no-resume]``,
+``python -m quantize profile RECIPE.toml [--bundle DIR]`` and
+``python -m quantize calibrate RECIPE.toml [--bundle DIR] [--global-only]``.
 
 Why a module entry point as well as ``edge-finer build``: the pipeline needs the heavy training
 stack (torch, transformers, optimum) that the runtime never installs, so it is runnable on its
@@ -28,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
                                       "recipe's training data, without retraining")
     pr.add_argument("recipe", type=Path, help="recipe TOML file the bundle was built from")
     pr.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the recipe's output/NAME)")
+    ca = sub.add_parser("calibrate", help="recalibrate a built bundle's entity-score threshold, and one per "
+                                          "entity type, on its recipe's evaluation split, without retraining")
+    ca.add_argument("recipe", type=Path, help="recipe TOML file the bundle was built from")
+    ca.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the recipe's output/NAME)")
+    ca.add_argument("--global-only", action="store_true", help="one threshold for every type (no per-type ones)")
     args = parser.parse_args(argv)
     from edge_finer.errors import EdgeFinerError
 
@@ -35,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         require_build_dependencies()
-        if args.command == "profile":
+        if args.command == "calibrate":
+            from .build import refresh_calibration
+
+            path = refresh_calibration(args.recipe, args.bundle, per_type=not args.global_only)
+        elif args.command == "profile":
             from .build import refresh_profile
 
             path = refresh_profile(args.recipe, args.bundle)

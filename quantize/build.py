@@ -74,18 +74,69 @@ def refresh_profile(recipe_path: Path, bundle_dir: Path | None = None, console: 
         for stage, fn in (("data", build.stage_data), ("profile", build.stage_profile)):
             build.rep.stage(stage)
             fn(build.work.begin(stage))
-        files: dict[str, Any] = {name: target / name for name in bundle.manifest["files"]
-                                 if name not in (MODEL_CARD, PROFILE_FILE)}
-        files[PROFILE_FILE] = build.work.path("profile") / PROFILE_FILE
         manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "format_version")}
         card = (target / MODEL_CARD).read_text(encoding="utf-8")
-        with tempfile.TemporaryDirectory(prefix="edge-finer-copy.") as copy:
-            # write_bundle replaces the folder it reads from: stage the unchanged files first
-            staged = {}
-            for name, src in files.items():
-                staged[name] = Path(copy) / name
-                shutil.copyfile(src, staged[name])
-            return write_bundle(target, manifest, staged, card).path
+        return _rewrite_bundle(target, bundle, manifest, card,
+                               {PROFILE_FILE: build.work.path("profile") / PROFILE_FILE})
+
+
+def refresh_calibration(recipe_path: Path, bundle_dir: Path | None = None, per_type: bool = True,
+                        console: Console | None = None) -> Path:
+    """Recalibrate a built bundle's entity-score threshold(s) on its recipe's evaluation split,
+    in place, without retraining: the int8 model is run through the runtime at threshold 0 on
+    the sentences a build evaluates (the same data stage), then :func:`calibrate_threshold`
+    picks the global threshold and, with ``per_type``, one per type (with its 2-fold
+    cross-validated estimate).  The manifest's decoding and calibration and the model card
+    change; the model, tokenizer and profile stay byte-identical."""
+    import tempfile
+
+    from edge_finer.annotator import Annotator
+    from edge_finer.bundle import open_bundle
+
+    from .card import render_card
+    from .evaluate import calibrate_threshold, calibrated_decoding, calibration_line, gold_text
+
+    recipe = load_recipe(recipe_path)
+    target = Path(bundle_dir) if bundle_dir else recipe.resolve(recipe.output or "bundles") / recipe.name
+    bundle = open_bundle(target)
+    if bundle.name != recipe.name:
+        raise BuildError(f"{target}: holds bundle {bundle.name!r}, not {recipe.name!r} of {recipe_path}")
+    with tempfile.TemporaryDirectory(prefix="edge-finer-calibrate.") as tmp:
+        build = Build(recipe, WorkDir(Path(tmp) / "work", resume=False), target.parent, Reporter(console, 2))
+        build._data_stamps()
+        build.rep.stage("data")
+        build.stage_data(build.work.begin("data"))
+        rows = read_jsonl(build.work.path("data") / "eval.jsonl")
+    sentences = [Sentence(row["tokens"], row["tags"]) for row in rows]
+    build.rep.stage("calibrate")
+    annotator = Annotator(bundle, threads=build.threads, threshold=0.0)
+    found = annotator.annotate_batch([gold_text(s.tokens, recipe.pretokenizer)[0] for s in sentences])
+    cal = {"split": recipe.data.eval_split, **calibrate_threshold(found, sentences, recipe.pretokenizer, per_type)}
+    build.rep.note(calibration_line(cal))
+    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "format_version")}
+    manifest["evaluation"] = {**manifest.get("evaluation", {}), "threshold_calibration": cal}
+    decoding = {k: v for k, v in manifest.get("decoding", {}).items() if k != "type_thresholds"}
+    manifest["decoding"] = {**decoding, **calibrated_decoding(cal)}
+    return _rewrite_bundle(target, bundle, manifest, render_card(manifest), {})
+
+
+def _rewrite_bundle(target: Path, bundle: Any, manifest: dict[str, Any], card: str,
+                    replaced: dict[str, Path]) -> Path:
+    """Write ``target`` again with ``manifest``, ``card`` and the ``replaced`` files, every
+    other file of ``bundle`` unchanged (staged first: write_bundle replaces the folder it reads)."""
+    import tempfile
+
+    from edge_finer.bundle import MODEL_CARD
+
+    files: dict[str, Any] = {name: target / name for name in bundle.manifest["files"]
+                             if name != MODEL_CARD and name not in replaced}
+    files.update(replaced)
+    with tempfile.TemporaryDirectory(prefix="edge-finer-copy.") as copy:
+        staged = {}
+        for name, src in files.items():
+            staged[name] = Path(copy) / name
+            shutil.copyfile(src, staged[name])
+        return write_bundle(target, manifest, staged, card).path
 
 
 class Build:
@@ -526,7 +577,8 @@ class Build:
     def stage_evaluate(self, d: Path) -> None:
         from edge_finer.annotator import Annotator
 
-        from .evaluate import TorchBackend, calibrate_threshold, run_system, staged_bundle, token_agreement
+        from .evaluate import (TorchBackend, calibrate_threshold, calibration_line, run_system, staged_bundle,
+                               token_agreement)
         from .export import input_names
         from .teacher import load_model
         from .tokenizer_train import load_backend_tokenizer
@@ -572,9 +624,10 @@ class Build:
                           f"R {res.scores['recall']:.4f}), {res.scores['words_per_second']:,.0f} words/s")
             if name == "student_int8" and r.runtime.calibrate_threshold:
                 results["threshold_calibration"] = {
-                    "split": r.data.eval_split, **calibrate_threshold(res.entities, sentences, r.pretokenizer)}
+                    "split": r.data.eval_split, **calibrate_threshold(res.entities, sentences, r.pretokenizer,
+                                                                      r.runtime.calibrate_per_type)}
                 cal = results["threshold_calibration"]
-                self.rep.note(f"threshold {cal['threshold']:.2f}: F1 {cal['f1_at_zero']:.4f} at 0 → {cal['f1']:.4f}")
+                self.rep.note(calibration_line(cal))
         for name, _, _, _ in systems[1:]:
             shutil.rmtree(d / name)
         agreement = token_agreement(preds["student_fp32"], preds["student_int8"])
@@ -634,6 +687,7 @@ class Build:
 
     def stage_bundle(self, stage_seconds: dict[str, float | None]) -> Path:
         from .card import render_card
+        from .evaluate import calibrated_decoding
         from .export import input_names
 
         r = self.r
@@ -648,7 +702,7 @@ class Build:
         manifest = self._runtime_manifest(st["special"], input_names(int8), Path(st["folder"]))
         calibrated = evaluation.get("threshold_calibration")
         if calibrated:
-            manifest["decoding"]["threshold"] = calibrated["threshold"]
+            manifest["decoding"].update(calibrated_decoding(calibrated))
         manifest.update({
             "model": {
                 "architecture": cfg["model_type"], "layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"],

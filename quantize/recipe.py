@@ -151,6 +151,7 @@ class Runtime:
     aggregation: str = "first"
     threshold: float = 0.0
     calibrate_threshold: bool = False  # pick the threshold with the best F1 on the eval split instead
+    calibrate_per_type: bool = False  # and then one per entity type (2-fold cross-validated in the manifest)
 
 
 @dataclass

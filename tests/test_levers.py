@@ -35,7 +35,7 @@ def _cnn_recipe(d: Path, name: str = "test-cnn", extra: str = CNN_EXTRA) -> Path
     train = write_conll(d / "train.conll", synthetic_sentences(300, seed=11))
     dev = write_conll(d / "dev.conll", synthetic_sentences(60, seed=12))
     text = recipe_text(name, train, dev, family="cnn", extra=extra)
-    text = text.replace("[runtime]", "[runtime]\ncalibrate_threshold = true")
+    text = text.replace("[runtime]", "[runtime]\ncalibrate_threshold = true\ncalibrate_per_type = true")
     text = text.replace("[teacher]\n", "[teacher]\nensemble = 2\nmention_replacement = 0.5\nform_dropout = 0.1\n")
     text = text.replace("[student]\n", "[student]\nform_dropout = 0.1\n")
     text = text.replace("learning_rate = 3e-3\n",
@@ -112,9 +112,11 @@ def test_calibrated_threshold_is_recorded_and_used(cnn_build: dict):
     m = open_bundle(cnn_build["bundle"]).manifest
     cal = m["evaluation"]["threshold_calibration"]
     assert cal["split"] == "dev" and m["decoding"]["threshold"] == cal["threshold"]
-    assert cal["f1"] >= cal["f1_at_zero"] and cal["f1"] == max(cal["curve"].values())
+    assert cal["f1_global"] >= cal["f1_at_zero"] and cal["f1_global"] == max(cal["curve"].values())
+    assert cal["f1"] >= cal["f1_global"] and set(cal["cross_validated"]) == {"global", "per_type", "folds"}
+    assert m["decoding"].get("type_thresholds", {}) == cal["type_thresholds"]
     ann = Annotator(open_bundle(cnn_build["bundle"]), threads=1)
-    assert ann.threshold == cal["threshold"]
+    assert ann.threshold == cal["threshold"] and ann.type_thresholds == cal["type_thresholds"]
     card = (cnn_build["bundle"] / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert f"Entity-score threshold {cal['threshold']:.2f}, calibrated on the `dev` split" in card
     assert "Word features (bundle format 2)" in card
@@ -135,6 +137,114 @@ def test_calibration_picks_the_lowest_threshold_with_the_best_f1():
     sents = [Sentence(["Anna", "visited", "Paris"], ["B-PER", "O", "O"])] * 3
     cal = calibrate_threshold(found, sents)
     assert cal["threshold"] == 0.45 and cal["f1"] == 1.0 and cal["f1_at_zero"] == pytest.approx(0.6667, abs=1e-3)
+
+
+def _typed_case() -> tuple[list, list]:
+    """PER right at low scores, ORG wrong at middling ones and right only when sure: one
+    global threshold must trade them off, one per type need not."""
+    found, sents = [], []
+    for k in range(8):
+        right = (k // 2) % 2 == 0  # both halves of the cross-validation (even / odd) hold both kinds
+        found.append([Entity(0, 4, "Anna", "PER", "Person", 0.35),
+                      Entity(13, 18, "Paris", "ORG", "Group", 0.95 if right else 0.6)])
+        sents.append(Sentence(["Anna", "visited", "Paris"], ["B-PER", "O", "B-ORG" if right else "O"]))
+    return found, sents
+
+
+def test_per_type_calibration_beats_one_threshold_and_says_what_it_is_worth():
+    found, sents = _typed_case()
+    cal = calibrate_threshold(found, sents, per_type=True)
+    assert cal["f1_global"] < 1.0 and cal["f1"] == 1.0
+    assert cal["type_thresholds"] and all(0.0 <= v <= 1.0 for v in cal["type_thresholds"].values())
+    kept = [[e for e in ents if e.score >= cal["type_thresholds"].get(e.label, cal["threshold"])] for ents in found]
+    assert all([e.label for e in ents] == (["PER", "ORG"] if (k // 2) % 2 == 0 else ["PER"])
+               for k, ents in enumerate(kept))
+    cv = cal["cross_validated"]
+    assert cv["folds"] == 2 and cv["per_type"] == 1.0 and cv["global"] < 1.0
+    plain = calibrate_threshold(found, sents)
+    assert "type_thresholds" not in plain and plain["f1"] == cal["f1_global"]
+
+
+def test_per_type_thresholds_that_do_not_carry_over_to_the_other_half_are_not_kept(monkeypatch):
+    import quantize.evaluate as evaluate
+
+    found, sents = _typed_case()
+    monkeypatch.setattr(evaluate, "PER_TYPE_MARGIN", 1.01)  # no cross-validated gain can reach it
+    cal = calibrate_threshold(found, sents, per_type=True)
+    assert not cal["per_type_kept"] and cal["type_thresholds"] == {} and cal["per_type_fitted"]
+    assert cal["f1"] == cal["f1_global"] < cal["per_type_f1_in_sample"] == 1.0
+
+
+def _with_decoding(src: Path, dest: Path, **decoding) -> Path:
+    import shutil
+
+    shutil.copytree(src, dest)
+    m = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+    m["decoding"].update(decoding)
+    (dest / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    return dest
+
+
+def test_runtime_applies_per_type_thresholds_and_an_explicit_threshold_replaces_them(cnn_build: dict,
+                                                                                        tmp_path: Path):
+    text = " ".join(" ".join(tokens) for tokens, _ in synthetic_sentences(20, seed=12))
+    base = Annotator(open_bundle(_with_decoding(cnn_build["bundle"], tmp_path / "zero", threshold=0.0,
+                                                type_thresholds={})), threads=1).annotate(text)
+    types = sorted({e.label for e in base})
+    assert len(types) >= 2, "the tiny model should find at least two types in its own dev text"
+    closed = types[0]
+    strict = _with_decoding(cnn_build["bundle"], tmp_path / "strict", threshold=0.0, type_thresholds={closed: 1.0})
+    got = Annotator(open_bundle(strict), threads=1).annotate(text)
+    assert [e for e in base if e.label != closed and e.score < 1.0] == [e for e in got if e.score < 1.0]
+    assert not any(e.label == closed and e.score < 1.0 for e in got)
+    assert Annotator(open_bundle(strict), threads=1, threshold=0.0).annotate(text) == base
+    from cli import app
+
+    out = CliRunner().invoke(app, ["bundles", "info", str(strict)])
+    assert out.exit_code == 0 and f"per type:    {closed} 1.00" in out.output, out.output
+
+
+@pytest.mark.parametrize("value, message", [({"NOSUCH": 0.5}, "not one of the bundle's types"),
+                                            ({"__first__": 1.5}, "between 0 and 1"),
+                                            ({"__first__": "high"}, "between 0 and 1"),
+                                            ([0.5], "must be an object")])
+def test_bad_per_type_thresholds_are_refused_in_one_line(cnn_build: dict, tmp_path: Path, value, message):
+    from cli import app
+    from edge_finer.errors import BundleError
+
+    labels = open_bundle(cnn_build["bundle"]).labels
+    first = next(lab[2:] for lab in labels if lab != "O")
+    if isinstance(value, dict):
+        value = {first if k == "__first__" else k: v for k, v in value.items()}
+    bad = _with_decoding(cnn_build["bundle"], tmp_path / "bad", type_thresholds=value)
+    with pytest.raises(BundleError, match=message):
+        Annotator(open_bundle(bad), threads=1)
+    out = CliRunner().invoke(app, ["annotate", "--bundle", str(bad), "--text", "Anna visited Paris"])
+    assert out.exit_code != 0 and message in out.output and "Traceback" not in out.output
+
+
+def test_recalibration_rewrites_thresholds_only(cnn_build: dict, tmp_path: Path):
+    import shutil
+
+    from quantize.__main__ import main
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(cnn_build["bundle"], copy)
+    m = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    m["decoding"] = {"aggregation": "first", "threshold": 0.0}  # as an old build left it
+    del m["evaluation"]["threshold_calibration"]
+    (copy / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    before = {f: (copy / f).read_bytes() for f in ("model.onnx", "tokenizer.json", "profile.json")}
+    with offline():
+        assert main(["calibrate", str(cnn_build["recipe"]), "--bundle", str(copy)]) == 0
+    again = open_bundle(copy)  # verifies every checksum
+    assert {f: (copy / f).read_bytes() for f in before} == before
+    cal = again.manifest["evaluation"]["threshold_calibration"]
+    built = open_bundle(cnn_build["bundle"]).manifest["evaluation"]["threshold_calibration"]
+    assert cal["threshold"] == built["threshold"] and cal["type_thresholds"] == built["type_thresholds"]
+    assert again.manifest["decoding"]["threshold"] == cal["threshold"]
+    assert again.manifest["decoding"].get("type_thresholds", {}) == cal["type_thresholds"]
+    assert "Per-type thresholds" in (copy / "MODEL_CARD.md").read_text(encoding="utf-8") or not cal["type_thresholds"]
 
 
 def test_word_dropout_hides_only_real_subwords():
