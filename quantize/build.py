@@ -60,13 +60,9 @@ def refresh_profile(recipe_path: Path, bundle_dir: Path | None = None, console: 
     """
     import tempfile
 
-    from edge_finer.bundle import MODEL_CARD, open_bundle
+    from edge_finer.bundle import MODEL_CARD
 
-    recipe = load_recipe(recipe_path)
-    target = Path(bundle_dir) if bundle_dir else recipe.resolve(recipe.output or "bundles") / recipe.name
-    bundle = open_bundle(target)
-    if bundle.name != recipe.name:
-        raise BuildError(f"{target}: holds bundle {bundle.name!r}, not {recipe.name!r} of {recipe_path}")
+    recipe, target, bundle = _recipe_bundle(recipe_path, bundle_dir)
     with tempfile.TemporaryDirectory(prefix="edge-finer-profile.") as tmp:
         build = Build(recipe, WorkDir(Path(tmp) / "work", resume=False), target.parent,
                       Reporter(console, 2))
@@ -91,16 +87,11 @@ def refresh_calibration(recipe_path: Path, bundle_dir: Path | None = None, per_t
     import tempfile
 
     from edge_finer.annotator import Annotator
-    from edge_finer.bundle import open_bundle
 
     from .card import render_card
     from .evaluate import calibrate_threshold, calibrated_decoding, calibration_line, gold_text
 
-    recipe = load_recipe(recipe_path)
-    target = Path(bundle_dir) if bundle_dir else recipe.resolve(recipe.output or "bundles") / recipe.name
-    bundle = open_bundle(target)
-    if bundle.name != recipe.name:
-        raise BuildError(f"{target}: holds bundle {bundle.name!r}, not {recipe.name!r} of {recipe_path}")
+    recipe, target, bundle = _recipe_bundle(recipe_path, bundle_dir)
     with tempfile.TemporaryDirectory(prefix="edge-finer-calibrate.") as tmp:
         build = Build(recipe, WorkDir(Path(tmp) / "work", resume=False), target.parent, Reporter(console, 2))
         build._data_stamps()
@@ -118,6 +109,19 @@ def refresh_calibration(recipe_path: Path, bundle_dir: Path | None = None, per_t
     decoding = {k: v for k, v in manifest.get("decoding", {}).items() if k != "type_thresholds"}
     manifest["decoding"] = {**decoding, **calibrated_decoding(cal)}
     return _rewrite_bundle(target, bundle, manifest, render_card(manifest), {})
+
+
+def _recipe_bundle(recipe_path: Path, bundle_dir: Path | None) -> tuple[Recipe, Path, Any]:
+    """The recipe, and the built bundle it names (``bundle_dir``, else the recipe's output/NAME),
+    refused when the folder holds another bundle."""
+    from edge_finer.bundle import open_bundle
+
+    recipe = load_recipe(recipe_path)
+    target = Path(bundle_dir) if bundle_dir else recipe.resolve(recipe.output or "bundles") / recipe.name
+    bundle = open_bundle(target)
+    if bundle.name != recipe.name:
+        raise BuildError(f"{target}: holds bundle {bundle.name!r}, not {recipe.name!r} of {recipe_path}")
+    return recipe, target, bundle
 
 
 def _rewrite_bundle(target: Path, bundle: Any, manifest: dict[str, Any], card: str,
