@@ -64,7 +64,7 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
     run) the peer trained here only supplies words/s and size: spaCy's speed does not depend on
     how long it trained (same config, one greedy transition per token), its F1 does."""
     from benchmarks.peer_spacy import evaluate as spacy_evaluate, read_conll, train as spacy_train
-    from edge_finer.annotator import Annotator
+    from edge_finer.annotator import Annotator, type_thresholds
     from quantize.evaluate import gold_text, score, spans_to_tags
 
     ann = Annotator.load(name, threads=1, threshold=0.0)  # every decoded entity, as the build scores
@@ -76,7 +76,7 @@ def bench_bundle(name: str, work: Path, repeats: int, spacy_steps: int, committe
     found = ann.annotate_batch(list(texts))
     ours = score([tags for _, tags in dev], [spans_to_tags(e, g) for e, g in zip(found, grids)])
     default_t = float(manifest.get("decoding", {}).get("threshold", 0.0))
-    typed = Annotator.load(name, threads=1).type_thresholds  # per-type thresholds, as the runtime reads them
+    typed = type_thresholds(ann.bundle, ann.scheme)  # per-type thresholds, as the runtime reads them
     if default_t > 0 or typed:
         kept = [[e for e in ents if e.score >= typed.get(e.label, default_t)] for ents in found]
         ours["calibrated"] = {"threshold": default_t, **({"type_thresholds": typed} if typed else {}),

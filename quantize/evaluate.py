@@ -191,8 +191,8 @@ def calibrate_threshold(found: Sequence[Sequence[Any]], sentences: Sequence[Sent
         held += [gold[i] for i in test]
     cv = {"global": _f1(held, pred_global), "per_type": _f1(held, pred_typed), "folds": 2}
     # kept only where fitting them on one half helps the other: per-type thresholds fitted on
-    # few entities can as well fit noise (measured: +0.4 / +0.5 on IL-NER Hindi / Hausa dev,
-    # -0.4 / -0.9 on Swahili / Yoruba), and this is the split's own evidence, not ours
+    # few entities can as well fit noise (benchmarks/results/accuracy.md, fifth round: +0.4 on
+    # Hausa dev, -0.6 on Swahili, -0.4 on MultiCoNER Hindi), and this is the split's own evidence
     kept = cv["per_type"] >= cv["global"] + PER_TYPE_MARGIN and bool(chosen)
     out.update({"f1_global": curve[best], "f1": f1 if kept else curve[best],
                 "type_thresholds": chosen if kept else {}, "cross_validated": cv,
