@@ -24,6 +24,9 @@ Variants (``--variants``, comma-separated):
   v3+formdrop            v3 plus 15 % of whole words hidden (ids and their form/long-affix features)
   v3+mentions            v3 plus one copy of each sentence with a mention, mentions swapped for
                          random training mentions of the same type (quantize.augment)
+  v3+dil1124, v3+dil1212 v3 with dilated blocks (dilations 1,1,2,4 or 1,2,1,2): each window reads
+                         positions further apart, so the stack sees ±8 or ±6 subwords instead of
+                         ±4 for the same work per token
   cnn+features+family    dropout 0.3; half the budget on the train splits of EVERY language of the
                          dataset's family (e.g. all 20 MasakhaNER 2.0 languages, one tokenizer), then
                          half on the target language alone
@@ -71,6 +74,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
                     "buckets": 32768, "dim": 32, "word_dropout": 0.1, "form_dropout": 0.15},
     "v3+mentions": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
                     "buckets": 32768, "dim": 32, "word_dropout": 0.1, "mention_replacement": 1.0},
+    # wider context at the same work per token: dilated blocks (the student keeps blocks 1, 3, 4)
+    "v3+dil1124": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
+                   "buckets": 32768, "dim": 32, "word_dropout": 0.1, "dilations": [1, 1, 2, 4]},
+    "v3+dil1212": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
+                   "buckets": 32768, "dim": 32, "word_dropout": 0.1, "dilations": [1, 2, 1, 2]},
 }
 #: Bundle whose spaCy peer figure (shipped.json) stands beside each dataset.
 SPACY_FROM = {"masakhaner2/swa": "masakhaner2-swa", "masakhaner2/hau": "masakhaner2-hau",
@@ -114,7 +122,7 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
                       ids["bos_id"], ids["eos_id"], features=spec)
 
     cfg = make_config(v["family"], tok.get_vocab_size(), v["layers"], v.get("hidden", 256), 4, 1024, labels, 128, ids,
-                      v["dropout"], v.get("kernel", 3))
+                      v["dropout"], v.get("kernel", 3), v.get("dilations"))
     sched = Schedule(epochs=1000, max_steps=steps, batch_size=32, learning_rate=5e-4, warmup=0.06,
                      weight_decay=0.01, max_minutes=0 if steps else minutes / 2 if family else minutes)
     from quantize.selection import BestCheckpoint, DevScorer

@@ -345,7 +345,7 @@ class Build:
         windows = encode(tok, [w for w, _ in sentences], [tags for _, tags in sentences], label2id,
                          r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
         cfg = make_config(t.family, tok.get_vocab_size(), t.layers, t.hidden, t.heads, t.intermediate, labels,
-                          r.runtime.max_length, ids, t.dropout, t.kernel)
+                          r.runtime.max_length, ids, t.dropout, t.kernel, t.dilations or None)
         self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows"
                       + (f" ({len(sentences) - len(train)} sentences with swapped mentions)"
                          if len(sentences) > len(train) else ""))
@@ -488,7 +488,8 @@ class Build:
         if spec is not None:
             student, init_facts["features"] = with_features(student, teacher, spec, r.features.dim,
                                                             s.init == "teacher")
-        shape = f"window {teacher.config.kernel_size}" if conv else f"{heads} heads, ffn {inter}"
+        shape = (f"window {teacher.config.kernel_size}, dilations {student.config.block_dilations()}" if conv
+                 else f"{heads} heads, ffn {inter}")
         self.rep.note(f"student {layers}×{hidden} ({shape}), {count_parameters(student):,} "
                       f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
@@ -713,6 +714,7 @@ class Build:
                 "heads": cfg["num_attention_heads"], "intermediate_size": cfg["intermediate_size"],
                 "vocab_size": cfg["vocab_size"], "parameters": st["parameters"], "opset": export["opset"],
                 **({"kernel": cfg["kernel_size"]} if "kernel_size" in cfg else {}),
+                **({"dilations": cfg["dilations"]} if any(d != 1 for d in cfg.get("dilations") or []) else {}),
                 "exporter": export["tool"], "export_fallback_reason": export.get("fallback_reason", ""),
                 "init": st["init"], "distillation": st["distillation"],
                 "vocabulary": {"trimmed": trim.get("enabled", False), "before": trim.get("vocab_before"),

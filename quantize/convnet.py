@@ -5,7 +5,9 @@ slowly; spaCy's NER, which beat our transformer bundles on every small dataset, 
 with a few convolution layers over hashed word features.  This model does the same over the
 runtime's subword windows, so nothing in the runtime changes: embeddings of the subword ids
 plus the hashed word features, then ``layers`` gated convolution blocks (window ``kernel``,
-residual, LayerNorm), then a linear classifier read at each word's first subword.
+residual, LayerNorm), then a linear classifier read at each word's first subword.  A block may
+be dilated (its window reads every ``d``-th position): wider context for the same work per
+token, since the shifted copies are simply taken further apart.
 
 Each convolution is written as "concatenate the shifted copies of the sequence, then one
 matrix product", so the exported graph is Slice/Concat/MatMul: onnxruntime's dynamic int8
@@ -44,10 +46,18 @@ class ConvConfig(SimpleNamespace):
     def num_labels(self) -> int:
         return len(self.id2label)
 
+    def block_dilations(self) -> list[int]:
+        """Each block's dilation; configs written before dilation existed mean 1 everywhere."""
+        return list(getattr(self, "dilations", None) or [1] * self.num_hidden_layers)
+
 
 def make_conv_config(vocab_size: int, layers: int, hidden: int, kernel: int, labels: list[str], pad_id: int,
-                     dropout: float) -> ConvConfig:
+                     dropout: float, dilations: list[int] | None = None) -> ConvConfig:
+    dilations = list(dilations or [1] * layers)
+    if len(dilations) != layers or min(dilations) < 1:
+        raise ValueError(f"dilations {dilations}: one integer >= 1 per block ({layers} blocks)")
     return ConvConfig(vocab_size=vocab_size, num_hidden_layers=layers, hidden_size=hidden, kernel_size=kernel,
+                      dilations=dilations,
                       # manifest fields shared with the transformer families: no attention heads,
                       # and each block's gated product is 2 × hidden wide
                       num_attention_heads=0, intermediate_size=2 * hidden,
@@ -58,19 +68,20 @@ def make_conv_config(vocab_size: int, layers: int, hidden: int, kernel: int, lab
 class ConvBlock(nn.Module):
     """x + dropout(GLU(conv(x))), then LayerNorm; the convolution as shifted copies × one matrix."""
 
-    def __init__(self, hidden: int, kernel: int, dropout: float) -> None:
+    def __init__(self, hidden: int, kernel: int, dropout: float, dilation: int = 1) -> None:
         super().__init__()
         self.kernel = kernel
+        self.dilation = dilation
         self.dense = nn.Linear(kernel * hidden, 2 * hidden)
         self.norm = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x * mask
-        half = self.kernel // 2
-        padded = F.pad(x, (0, 0, half, self.kernel - 1 - half))
+        half, d = self.kernel // 2, self.dilation
+        padded = F.pad(x, (0, 0, half * d, (self.kernel - 1 - half) * d))
         length = x.shape[1]
-        window = torch.cat([padded[:, k:k + length] for k in range(self.kernel)], dim=-1)
+        window = torch.cat([padded[:, k * d:k * d + length] for k in range(self.kernel)], dim=-1)
         a, b = self.dense(window).chunk(2, dim=-1)
         return self.norm(x + self.dropout(a * torch.sigmoid(b)))
 
@@ -86,8 +97,8 @@ class ConvTokenClassifier(nn.Module):
         h = config.hidden_size
         self.embeddings = nn.Embedding(config.vocab_size, h, padding_idx=config.pad_token_id)
         self.embed_norm = nn.LayerNorm(h)
-        self.blocks = nn.ModuleList(ConvBlock(h, config.kernel_size, config.hidden_dropout_prob)
-                                    for _ in range(config.num_hidden_layers))
+        self.blocks = nn.ModuleList(ConvBlock(h, config.kernel_size, config.hidden_dropout_prob, d)
+                                    for d in config.block_dilations())
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(h, config.num_labels)
         nn.init.normal_(self.embeddings.weight, std=0.02)
@@ -149,13 +160,15 @@ def init_conv_student(teacher: ConvTokenClassifier, layers: int, hidden: int, se
     from .student import default_layer_map
 
     t_cfg = teacher.config
+    lmap = default_layer_map(t_cfg.num_hidden_layers, layers)
+    t_dil = t_cfg.block_dilations()
     cfg = ConvConfig(**{**vars(t_cfg), "num_hidden_layers": layers, "hidden_size": hidden,
-                        "intermediate_size": 2 * hidden, "hidden_dropout_prob": dropout})
+                        "intermediate_size": 2 * hidden, "hidden_dropout_prob": dropout,
+                        "dilations": [t_dil[i] for i in lmap]})  # each block keeps its teacher block's reach
     torch.manual_seed(seed)
     student = ConvTokenClassifier(cfg)
     if not from_teacher or hidden != t_cfg.hidden_size:
         return student, {"init": "random"}
-    lmap = default_layer_map(t_cfg.num_hidden_layers, layers)
     sd = student.state_dict()
     for name, tensor in teacher.state_dict().items():
         if name.startswith("blocks."):

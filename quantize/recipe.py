@@ -79,6 +79,7 @@ class Teacher:
     heads: int = 4
     intermediate: int = 1024
     kernel: int = 3  # cnn: words of context each convolution sees (odd)
+    dilations: list[int] = field(default_factory=list)  # cnn: each block's dilation (empty: all 1)
     dropout: float = 0.1
     word_dropout: float = 0.0  # share of subword ids replaced by the unknown token while training
     form_dropout: float = 0.0  # share of whole words hidden while training: ids and form/long-affix features
@@ -340,6 +341,10 @@ def _check(r: Recipe) -> None:
         raise RecipeError(f"{where}: teacher hidden size is not divisible by its heads")
     if r.teacher.family == "cnn" and (r.teacher.kernel < 1 or r.teacher.kernel % 2 == 0):
         raise RecipeError(f"{where}: teacher.kernel must be an odd number ≥ 1")
+    if r.teacher.dilations and (r.teacher.family != "cnn" or len(r.teacher.dilations) != r.teacher.layers
+                                or any(not isinstance(d, int) or d < 1 for d in r.teacher.dilations)):
+        raise RecipeError(f"{where}: teacher.dilations needs teacher.family 'cnn' and one integer ≥ 1 per "
+                          f"layer ({r.teacher.layers})")
     if r.teacher.family == "cnn" and r.teacher.path:
         raise RecipeError(f"{where}: teacher.family 'cnn' is for teachers trained here; a teacher folder is a "
                           "transformers token classifier")

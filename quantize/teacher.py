@@ -82,7 +82,7 @@ def model_classes(family: str) -> tuple[Any, Any]:
 
 def make_config(family: str, vocab_size: int, layers: int, hidden: int, heads: int, intermediate: int,
                 labels: list[str], max_length: int, special: dict[str, int], dropout: float,
-                kernel: int = 3) -> Any:
+                kernel: int = 3, dilations: list[int] | None = None) -> Any:
     """A config for a from-scratch model of ``family`` (transformers', or :mod:`.convnet`'s).
 
     XLM-R numbers positions from ``pad_id + 1``, so it needs ``pad_id + 1`` extra rows.
@@ -90,7 +90,7 @@ def make_config(family: str, vocab_size: int, layers: int, hidden: int, heads: i
     if family == "cnn":
         from .convnet import make_conv_config
 
-        return make_conv_config(vocab_size, layers, hidden, kernel, labels, special["pad_id"], dropout)
+        return make_conv_config(vocab_size, layers, hidden, kernel, labels, special["pad_id"], dropout, dilations)
     config_cls, _ = model_classes(family)
     extra = special["pad_id"] + 1 if family == "xlm-roberta" else 0
     kwargs: dict[str, Any] = dict(

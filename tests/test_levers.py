@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from rich.console import Console
@@ -304,6 +305,8 @@ def test_mention_replacement_swaps_mentions_within_their_type():
 
 @pytest.mark.parametrize("old, new, match", [
     ("[teacher]\n", "[teacher]\nkernel = 4\n", "teacher.kernel must be an odd number"),
+    ("[teacher]\n", "[teacher]\ndilations = [1, 2, 4]\n", "one integer ≥ 1 per layer"),
+    ("[teacher]\n", "[teacher]\ndilations = [1, 0]\n", "one integer ≥ 1 per layer"),
     ("word_dropout = 0.1\n", "word_dropout = 1.0\n", "word_dropout must be in"),
     ("form_dropout = 0.1\n", "form_dropout = 1.5\n", "form_dropout must be in"),
     ("mention_replacement = 0.5\n", "mention_replacement = -1\n", "mention_replacement must be between"),
@@ -315,6 +318,55 @@ def test_recipe_refuses_bad_lever_settings(tmp_path: Path, old: str, new: str, m
     path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
     with pytest.raises(RecipeError, match=match):
         load_recipe(path)
+
+
+def _reach(model: torch.nn.Module, length: int = 41, at: int = 20) -> list[int]:
+    """Positions whose logits change when the subword at ``at`` changes."""
+    ids = torch.randint(1, 100, (1, length), generator=torch.Generator().manual_seed(3))
+    other = ids.clone()
+    other[0, at] = ids[0, at] % 99 + 1
+    mask = torch.ones(1, length)
+    with torch.no_grad():
+        delta = (model(input_ids=other, attention_mask=mask).logits
+                 - model(input_ids=ids, attention_mask=mask).logits).abs().sum(-1)[0]
+    return (delta > 1e-6).nonzero().flatten().tolist()
+
+
+def test_dilated_blocks_see_further_for_the_same_work_and_students_keep_their_reach():
+    from quantize.convnet import ConvTokenClassifier, init_conv_student, make_conv_config
+
+    labels = ["O", "B-X", "I-X"]
+    plain = ConvTokenClassifier(make_conv_config(100, 4, 16, 3, labels, 0, 0.0)).eval()
+    dilated = ConvTokenClassifier(make_conv_config(100, 4, 16, 3, labels, 0, 0.0, [1, 1, 2, 4])).eval()
+    assert _reach(plain) == list(range(16, 25))  # ±4 subwords
+    assert _reach(dilated) == list(range(12, 29))  # ±8
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in dilated.parameters())
+    student, facts = init_conv_student(dilated, 3, 16, 0, True, 0.0)
+    assert facts["layer_map"] == [0, 2, 3] and student.config.dilations == [1, 2, 4]
+    with pytest.raises(ValueError, match="one integer >= 1 per block"):
+        make_conv_config(100, 2, 16, 3, labels, 0, 0.0, [1])
+
+
+def test_dilated_model_exports_to_a_graph_that_agrees_and_old_configs_still_load(tmp_path: Path):
+    """The dilation is in the exported graph (Slice offsets), not in the runtime; a model folder
+    written before dilations existed (no key in config.json) loads undilated."""
+    from quantize.convnet import ConvTokenClassifier, load_conv, make_conv_config
+    from quantize.encode import Window
+    from quantize.export import check_against_torch, export_onnx
+
+    model = ConvTokenClassifier(make_conv_config(100, 2, 16, 3, ["O", "B-X", "I-X"], 0, 0.0, [1, 3])).eval()
+    model.save_pretrained(tmp_path / "m")
+    facts = export_onnx(tmp_path / "m", tmp_path / "model.onnx", opset=18)
+    assert facts["tool"].startswith("torch.onnx")
+    gen = torch.Generator().manual_seed(1)
+    windows = [Window(torch.randint(1, 100, (n,), generator=gen).numpy(), np.zeros(n, dtype=np.int64),
+                      np.ones(n, dtype=bool)) for n in (5, 17, 40)]
+    assert check_against_torch(load_conv(tmp_path / "m"), tmp_path / "model.onnx", windows, 0) < 1e-4
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
+    assert cfg["dilations"] == [1, 3]
+    del cfg["dilations"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    assert load_conv(tmp_path / "m").config.block_dilations() == [1, 1]
 
 
 def test_every_shipped_recipe_uses_the_kept_levers():
