@@ -24,6 +24,8 @@ Variants (``--variants``, comma-separated):
   v3+formdrop            v3 plus 15 % of whole words hidden (ids and their form/long-affix features)
   v3+mentions            v3 plus one copy of each sentence with a mention, mentions swapped for
                          random training mentions of the same type (quantize.augment)
+  v3+mlm                 v3 after 1,400 steps of masked-word pretraining (quantize.pretrain) on the
+                         train split's words plus the language's other text (MLM_TEXT)
   v3+dil1124, v3+dil1212 v3 with dilated blocks (dilations 1,1,2,4 or 1,2,1,2): each window reads
                          positions further apart, so the stack sees ±8 or ±6 subwords instead of
                          ±4 for the same work per token
@@ -79,7 +81,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
                    "buckets": 32768, "dim": 32, "word_dropout": 0.1, "dilations": [1, 1, 2, 4]},
     "v3+dil1212": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
                    "buckets": 32768, "dim": 32, "word_dropout": 0.1, "dilations": [1, 2, 1, 2]},
+    # masked-word pretraining (quantize.pretrain) on the train split plus the language's other text
+    "v3+mlm": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
+               "buckets": 32768, "dim": 32, "word_dropout": 0.1, "mlm_steps": 1400},
 }
+#: Unlabelled text of each dataset's language elsewhere in ../shared/data (never the dataset's own
+#: dev split), for masked-word pretraining; the train split's own words are always included.
+MLM_TEXT = {"il-ner/hi": ["multiconer2/hi/train.conll", "multiconer2/hi/dev.conll", "text/hin/sentences.txt"],
+            "multiconer2/hi": ["il-ner/hi/train.conll", "il-ner/hi/dev.conll", "text/hin/sentences.txt"],
+            "il-ner/or": [], "masakhaner2/hau": [], "masakhaner2/swa": [], "masakhaner2/yor": []}
 #: Bundle whose spaCy peer figure (shipped.json) stands beside each dataset.
 SPACY_FROM = {"masakhaner2/swa": "masakhaner2-swa", "masakhaner2/hau": "masakhaner2-hau",
               "masakhaner2/yor": "masakhaner2-yor", "il-ner/or": "il-ner-or", "il-ner/hi": "il-ner-hi",
@@ -113,7 +123,13 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
     label2id = {lab: i for i, lab in enumerate(labels)}
     for s in dev:  # a type never seen in training cannot be predicted; score it as missed
         s.tags[:] = [t if t == "O" or t[2:] in types else "O" for t in s.tags]
-    tok = train_tokenizer([s.tokens for s in (family or train)], "bert", 8000, False)
+    unlabelled: list[list[str]] = []
+    if v.get("mlm_steps"):
+        from quantize.data import read_unlabelled
+
+        for rel in MLM_TEXT[dataset]:
+            unlabelled += [ws for ws in read_unlabelled(SHARED / rel) if ws]
+    tok = train_tokenizer([s.tokens for s in (family or train)] + unlabelled, "bert", 8000, False)
     ids = special_ids(tok, "bert")
     spec = FeatureSpec(seed=seed, buckets=v.get("buckets", 8192)) if v["features"] else None
 
@@ -143,10 +159,28 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
 
         extra = replace_mentions([(s.tokens, s.tags) for s in train], v["mention_replacement"], seed)
         train_windows += enc([Sentence(w, t) for w, t in extra])
+    pretrained, mlm_facts = None, {}
+    if v.get("mlm_steps"):
+        import torch
+
+        from quantize.convnet import ConvTokenClassifier
+        from quantize.featured import FeaturedTokenClassifier
+        from quantize.pretrain import pretrain_masked_words
+
+        torch.manual_seed(seed)
+        pretrained = FeaturedTokenClassifier(ConvTokenClassifier(cfg), spec, v.get("dim", 64))
+        text_windows = encode(tok, [s.tokens for s in train] + unlabelled, None, None, 128, 32,
+                              ids["bos_id"], ids["eos_id"], features=spec)
+        mlm_sched = Schedule(epochs=1000, max_steps=v["mlm_steps"], batch_size=32, learning_rate=5e-4,
+                             warmup=0.06, weight_decay=0.01, max_minutes=0)
+        mlm_facts = pretrain_masked_words(pretrained, text_windows, mlm_sched, ids["pad_id"], seed,
+                                          Reporter(None, 1), tok.token_to_id("[MASK]"))
+        mlm_facts = {"pretrain": {**mlm_facts, "unlabelled_sentences": len(unlabelled)}}
     model, facts = train_teacher(cfg, train_windows, sched, ids["pad_id"], seed, Reporter(None, 1),
                                  features=(spec, v.get("dim", 64)) if spec else None,
                                  word_dropout=v.get("word_dropout", 0.0), unk_id=tok.token_to_id("[UNK]"),
-                                 select=select, form_dropout=v.get("form_dropout", 0.0))
+                                 select=select, form_dropout=v.get("form_dropout", 0.0), pretrained=pretrained)
+    facts.update(mlm_facts)
     if family:  # then the target language alone, for the other half of the budget
         from quantize.train import fit
 

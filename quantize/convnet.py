@@ -109,14 +109,21 @@ class ConvTokenClassifier(nn.Module):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings = value
 
-    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> Any:
+    def encode(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+               inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Each token's state after the last block: what the classifier reads, and what masked-word
+        pretraining (:mod:`quantize.pretrain`) trains."""
         x = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         mask = (torch.ones(x.shape[:2], dtype=x.dtype) if attention_mask is None
                 else attention_mask.to(x.dtype)).unsqueeze(-1)
         x = self.dropout(self.embed_norm(x))
         for block in self.blocks:
             x = block(x, mask)
+        return x
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> Any:
+        x = self.encode(input_ids, attention_mask, inputs_embeds)
         logits = self.classifier(self.dropout(x))
         loss = None
         if labels is not None:

@@ -133,14 +133,7 @@ def drop_forms(batch: dict[str, torch.Tensor], rate: float, unk_id: int, columns
     Why: subword dropout alone leaves the hashed lower-cased form of a name in the input, so a
     model still memorises training names through it (dev F1 peaks after 2-4 epochs, then falls);
     hiding the whole word makes it read the context, the shape and the short affixes instead."""
-    first = batch["first"]
-    word = torch.cumsum(first.long(), dim=1)  # 1.. for the words' subwords; 0 before the first word
-    hide_word = torch.rand((first.shape[0], first.shape[1] + 1), generator=gen) < rate
-    hide = torch.gather(hide_word, 1, word) & (word > 0) & batch["attention_mask"].bool()
-    # a window's bos/eos are never `first` and the eos is past the last word: keep them
-    hide[:, 0] = False
-    last = batch["attention_mask"].sum(1) - 1
-    hide[torch.arange(hide.shape[0]), last] = False
+    hide = word_mask(batch, rate, gen)
     out = {**batch, "input_ids": torch.where(hide, torch.full_like(batch["input_ids"], unk_id), batch["input_ids"])}
     if columns and "word_features" in batch:
         feats = batch["word_features"].clone()
@@ -149,6 +142,20 @@ def drop_forms(batch: dict[str, torch.Tensor], rate: float, unk_id: int, columns
         feats[:, :, cols] = torch.where(hide.unsqueeze(-1), torch.zeros_like(sub), sub)
         out["word_features"] = feats
     return out
+
+
+def word_mask(batch: dict[str, torch.Tensor], rate: float, gen: torch.Generator) -> torch.Tensor:
+    """``(batch, tokens)`` bool: every subword of each word drawn with probability ``rate``
+    (whole words, never a window's bos/eos or padding)."""
+    first = batch["first"]
+    word = torch.cumsum(first.long(), dim=1)  # 1.. for the words' subwords; 0 before the first word
+    hide_word = torch.rand((first.shape[0], first.shape[1] + 1), generator=gen) < rate
+    hide = torch.gather(hide_word, 1, word) & (word > 0) & batch["attention_mask"].bool()
+    # a window's bos/eos are never `first` and the eos is past the last word: keep them
+    hide[:, 0] = False
+    last = batch["attention_mask"].sum(1) - 1
+    hide[torch.arange(hide.shape[0]), last] = False
+    return hide
 
 
 def form_columns(kinds: Sequence[str]) -> list[int]:

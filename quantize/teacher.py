@@ -126,25 +126,30 @@ def load_model(folder: Path) -> torch.nn.Module:
 def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: int, seed: int,
                   reporter: Reporter, features: tuple[Any, int] | None = None, word_dropout: float = 0.0,
                   unk_id: int | None = None, select: Any = None,
-                  form_dropout: float = 0.0) -> tuple[torch.nn.Module, dict[str, float]]:
+                  form_dropout: float = 0.0, pretrained: torch.nn.Module | None = None,
+                  ) -> tuple[torch.nn.Module, dict[str, float]]:
     """Train a randomly initialised token classifier on gold labels (cross-entropy).
 
     ``features`` = ``(FeatureSpec, dim)`` adds hashed word features to its input;
     ``word_dropout`` replaces that share of subword ids by ``unk_id`` in each training batch;
     ``form_dropout`` hides that share of whole words, ids and identifying features
     (:func:`~quantize.encode.drop_forms`);
-    ``select`` (a :class:`~quantize.selection.BestCheckpoint`) keeps the best weights on dev."""
+    ``select`` (a :class:`~quantize.selection.BestCheckpoint`) keeps the best weights on dev;
+    ``pretrained`` (a model of this config, e.g. from :mod:`quantize.pretrain`) is copied and
+    fine-tuned instead of a random initialisation."""
     from .convnet import MODEL_TYPE as CONV, ConvTokenClassifier
     from .encode import drop_forms, drop_words, form_columns
     from .featured import FeaturedTokenClassifier, forward_kwargs
 
     torch.manual_seed(seed)
-    if config.model_type == CONV:
-        model = ConvTokenClassifier(config)
+    if pretrained is not None:
+        import copy
+
+        model = copy.deepcopy(pretrained)
     else:
-        model = model_classes(config.model_type)[1](config)
-    if features is not None:
-        model = FeaturedTokenClassifier(model, *features)
+        model = ConvTokenClassifier(config) if config.model_type == CONV else model_classes(config.model_type)[1](config)
+        if features is not None:
+            model = FeaturedTokenClassifier(model, *features)
 
     gen = torch.Generator().manual_seed(seed)
     columns = form_columns(features[0].kinds) if features is not None else []

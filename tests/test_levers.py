@@ -380,3 +380,85 @@ def test_every_shipped_recipe_uses_the_kept_levers():
         r = load_recipe(root / "recipes" / f"{entry['name']}.toml")
         assert r.teacher.family == "cnn" and r.features.enabled and r.runtime.calibrate_threshold, entry["name"]
         assert r.teacher.select_on_dev and r.student.select_on_dev and r.teacher.ensemble > 1, entry["name"]
+
+
+def _text_windows(n: int = 120):
+    from edge_finer.features import FeatureSpec
+    from quantize.encode import encode
+    from quantize.tokenizer_train import special_ids, train_tokenizer
+
+    words = [w for w, _ in synthetic_sentences(n, seed=21)]
+    tok = train_tokenizer(words, "bert", 300, False)
+    ids = special_ids(tok, "bert")
+    spec = FeatureSpec(seed=3, buckets=256)
+    windows = encode(tok, words, None, None, 32, 8, ids["bos_id"], ids["eos_id"], features=spec)
+    return tok, ids, spec, windows
+
+
+def test_masked_word_pretraining_hides_whole_words_and_learns_to_predict_them():
+    from quantize.convnet import ConvTokenClassifier, make_conv_config
+    from quantize.encode import collate, word_mask
+    from quantize.featured import FeaturedTokenClassifier
+    from quantize.pretrain import hide_words, pretrain_masked_words
+    from quantize.progress import Reporter
+    from quantize.train import Schedule
+
+    tok, ids, spec, windows = _text_windows()
+    mask_id = tok.token_to_id("[MASK]")
+    batch = collate(windows[:8], ids["pad_id"])
+    hide = word_mask(batch, 0.5, torch.Generator().manual_seed(0))
+    assert bool(hide.any()) and not bool(hide[:, 0].any())
+    word = torch.cumsum(batch["first"].long(), 1)
+    real = batch["attention_mask"].bool()
+    real[torch.arange(real.shape[0]), real.sum(1) - 1] = False  # the eos shares the last word's index
+    for r, t in hide.nonzero().tolist():  # every subword of a hidden word is hidden
+        assert bool(hide[r][(word[r] == word[r, t]) & real[r]].all())
+    # nothing of a hidden word survives: change its ids and features, the masked input is the same
+    other = {**batch, "input_ids": torch.where(hide, batch["input_ids"] + 1, batch["input_ids"]),
+             "word_features": torch.where(hide.unsqueeze(-1), batch["word_features"] + 1, batch["word_features"])}
+    a, b = hide_words(batch, hide, mask_id), hide_words(other, hide, mask_id)
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["word_features"], b["word_features"])
+    assert bool((a["input_ids"][hide] == mask_id).all()) and int(a["word_features"][hide].abs().sum()) == 0
+
+    torch.manual_seed(0)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    model = FeaturedTokenClassifier(ConvTokenClassifier(make_conv_config(tok.get_vocab_size(), 2, 32, 3, labels,
+                                                                         ids["pad_id"], 0.0)), spec, 8)
+    classifier = model.base.classifier.weight.detach().clone()
+    sched = Schedule(epochs=100, max_steps=150, batch_size=16, learning_rate=3e-3, warmup=0.1, weight_decay=0.0,
+                     max_minutes=0)
+    facts = pretrain_masked_words(model, windows, sched, ids["pad_id"], 0, Reporter(None, 1), mask_id)
+    # from ln(vocab) ≈ 5.7 for a random head to well below: the synthetic words are predictable
+    assert facts["steps"] == 150 and facts["final_loss"] < 3.5
+    assert torch.equal(model.base.classifier.weight, classifier)  # the tagger's head is not pretrained
+
+
+def test_teacher_fine_tunes_a_copy_of_the_pretrained_encoder():
+    from quantize.convnet import ConvTokenClassifier, make_conv_config
+    from quantize.encode import encode
+    from quantize.featured import FeaturedTokenClassifier
+    from quantize.progress import Reporter
+    from quantize.teacher import train_teacher
+    from quantize.train import Schedule
+
+    tok, ids, spec, _ = _text_windows()
+    sents = synthetic_sentences(60, seed=22)
+    labels = ["O"] + sorted({t for _, tags in sents for t in tags if t != "O"})
+    windows = encode(tok, [w for w, _ in sents], [t for _, t in sents], {lab: i for i, lab in enumerate(labels)},
+                     32, 8, ids["bos_id"], ids["eos_id"], features=spec)
+    cfg = make_conv_config(tok.get_vocab_size(), 2, 32, 3, labels, ids["pad_id"], 0.0)
+    torch.manual_seed(5)
+    pre = FeaturedTokenClassifier(ConvTokenClassifier(cfg), spec, 8)
+    before = {k: v.clone() for k, v in pre.state_dict().items()}
+    frozen = Schedule(epochs=1, max_steps=1, batch_size=16, learning_rate=0.0, warmup=0.0, weight_decay=0.0,
+                      max_minutes=0)
+    model, _ = train_teacher(cfg, windows, frozen, ids["pad_id"], 9, Reporter(None, 1), features=(spec, 8),
+                             pretrained=pre)
+    assert model is not pre
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # started from it (lr 0)
+    fresh, _ = train_teacher(cfg, windows, frozen, ids["pad_id"], 9, Reporter(None, 1), features=(spec, 8))
+    assert not torch.equal(fresh.base.embeddings.weight, pre.base.embeddings.weight)
+    trained, _ = train_teacher(cfg, windows, Schedule(1, 5, 16, 1e-2, 0.0, 0.0, 0), ids["pad_id"], 9,
+                               Reporter(None, 1), features=(spec, 8), pretrained=pre)
+    assert all(torch.equal(v, pre.state_dict()[k]) for k, v in before.items())  # the original is untouched
+    assert not torch.equal(trained.base.embeddings.weight, pre.base.embeddings.weight)
