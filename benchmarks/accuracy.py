@@ -24,6 +24,7 @@ Variants (``--variants``, comma-separated):
   v3+formdrop            v3 plus 15 % of whole words hidden (ids and their form/long-affix features)
   v3+mentions            v3 plus one copy of each sentence with a mention, mentions swapped for
                          random training mentions of the same type (quantize.augment)
+  v3+chars               v3 plus a character CNN over each word's characters (probe only)
   v3+mlm                 v3 after 1,400 steps of masked-word pretraining (quantize.pretrain) on the
                          train split's words plus the language's other text (MLM_TEXT)
   v3+dil1124, v3+dil1212 v3 with dilated blocks (dilations 1,1,2,4 or 1,2,1,2): each window reads
@@ -81,6 +82,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
                    "buckets": 32768, "dim": 32, "word_dropout": 0.1, "dilations": [1, 1, 2, 4]},
     "v3+dil1212": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
                    "buckets": 32768, "dim": 32, "word_dropout": 0.1, "dilations": [1, 2, 1, 2]},
+    # a character CNN over each word (probe only: measured before any format change)
+    "v3+chars": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
+                 "buckets": 32768, "dim": 32, "word_dropout": 0.1, "chars": True},
     # masked-word pretraining (quantize.pretrain) on the train split plus the language's other text
     "v3+mlm": {"family": "cnn", "layers": 4, "features": True, "dropout": 0.3, "select": True,
                "buckets": 32768, "dim": 32, "word_dropout": 0.1, "mlm_steps": 1400},
@@ -97,6 +101,61 @@ SPACY_FROM = {"masakhaner2/swa": "masakhaner2-swa", "masakhaner2/hau": "masakhan
               "multiconer2/bn": "multiconer2-bn"}
 
 
+#: Characters a word shows the character CNN: all of a short word, the first and last 6 of a long one.
+CHAR_WIDTH = 12
+
+
+def char_ids(words: list[str]) -> Any:
+    """``(len(words), CHAR_WIDTH)`` ids of each word's characters (code points hashed into 1..1023,
+    case kept, 0 = no character)."""
+    import numpy as np
+
+    out = np.zeros((len(words), CHAR_WIDTH), dtype=np.int64)
+    half = CHAR_WIDTH // 2
+    for i, w in enumerate(words):
+        cs = w if len(w) <= CHAR_WIDTH else w[:half] + w[-half:]
+        out[i, :len(cs)] = [(ord(c) * 2654435761) % 1023 + 1 for c in cs]
+    return out
+
+
+def char_model(cfg: Any, spec: Any, dim: int) -> Any:
+    """The v3 teacher plus a character CNN per word (embed 24, window 3, 64 filters, max over the
+    word's characters, projected to the hidden size and added like the word features); its
+    input is ``word_features`` with :func:`char_ids` appended as extra columns."""
+    import torch
+    from torch import nn
+
+    from quantize.convnet import ConvTokenClassifier
+    from quantize.featured import FeaturedTokenClassifier
+
+    class CharWords(nn.Module):
+        def __init__(self, hidden: int) -> None:
+            super().__init__()
+            self.table = nn.Embedding(1024, 24, padding_idx=0)
+            self.conv = nn.Conv1d(24, 64, 3, padding=1)
+            self.proj = nn.Linear(64, hidden, bias=False)
+
+        def forward(self, chars: torch.Tensor) -> torch.Tensor:
+            b, t, c = chars.shape
+            flat = chars.reshape(b * t, c)
+            h = torch.relu(self.conv(self.table(flat).transpose(1, 2))) * (flat > 0).unsqueeze(1)
+            return self.proj(h.max(dim=2).values).reshape(b, t, -1)
+
+    class CharFeatured(FeaturedTokenClassifier):
+        def __init__(self) -> None:
+            super().__init__(ConvTokenClassifier(cfg), spec, dim)
+            self.chars = CharWords(cfg.hidden_size)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                    word_features: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> Any:
+            k = len(self.spec.kinds)
+            embeds = (self.base.get_input_embeddings()(input_ids) + self.features(word_features[..., :k])
+                      + self.chars(word_features[..., k:]))
+            return self.base(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+
+    return CharFeatured()
+
+
 def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int = 0) -> dict[str, Any]:
     """Train ``variant`` on ``dataset`` for ``minutes`` (one thread) and score it on dev; with
     ``steps`` > 0, for that many optimiser steps instead (equal work whatever else runs)."""
@@ -111,6 +170,13 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
 
     v = VARIANTS[variant]
     seed_everything(seed, 1)
+    if v.get("chars"):  # every window's word_features gain the word's character ids (this process only)
+        import numpy as np
+
+        import quantize.encode as encode_module
+
+        plain = encode_module.word_feature_ids
+        encode_module.word_feature_ids = lambda words, spec: np.hstack([plain(words, spec), char_ids(list(words))])
     folder = SHARED / dataset
     train = [s for s in map(to_model_words, read_annotated(folder / "train.conll")) if s.tokens]
     family: list = []
@@ -160,6 +226,11 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
         extra = replace_mentions([(s.tokens, s.tags) for s in train], v["mention_replacement"], seed)
         train_windows += enc([Sentence(w, t) for w, t in extra])
     pretrained, mlm_facts = None, {}
+    if v.get("chars"):
+        import torch
+
+        torch.manual_seed(seed)
+        pretrained = char_model(cfg, spec, v.get("dim", 64))  # not pretrained: the model to train
     if v.get("mlm_steps"):
         import torch
 
