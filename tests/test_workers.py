@@ -147,12 +147,18 @@ def test_killed_run_then_resume_is_byte_identical(bundles_env, tmp_path: Path, v
         elif victim == "parent":
             proc.send_signal(signal.SIGKILL)
         else:
+            at_signal = len(list(out.rglob("*.conll")))
             os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)  # returns only once no process holds its stderr
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode != 0
+    if victim == "interrupt" and proc.returncode == 0:
+        # a test process starved of CPU may signal a run that was already writing its last
+        # outputs: then it must have finished whole; a Ctrl-C ignored mid-run still fails here
+        assert at_signal >= 140 and digest(out) == digest(clean), (at_signal, err)
+        return
+    assert proc.returncode != 0, err
     assert _gone(workers), "a worker outlived the run"
     if victim == "worker":
         assert b"worker process died" in err and b"Traceback" not in err, err
