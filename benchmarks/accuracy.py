@@ -309,6 +309,15 @@ def load_probe(path: Path) -> dict[str, Any]:
     return {**json.loads(path.read_text(encoding="utf-8")), "budget": tag if tag.startswith("s") else float(tag)}
 
 
+def merged(earlier: dict[str, Any], rows: list[dict], remark: str) -> tuple[list[dict], str]:
+    """Additive, like ``shipped.py --merge``: the committed rows and their narrative (the rounds
+    of remarks) stay; a probe measured again replaces its row in place; new ones come last."""
+    key = lambda r: (r["dataset"], r["variant"], str(r["budget"]))  # noqa: E731
+    fresh = {key(r): r for r in rows}
+    kept = [fresh.pop(key(r), r) for r in earlier.get("probes", [])]
+    return kept + list(fresh.values()), "\n\n".join(x for x in (earlier.get("remark", ""), remark) if x)
+
+
 def report(rows: list[dict], minutes: float) -> str:
     from benchmarks.shipped import cpu_flags, machine
 
@@ -367,7 +376,8 @@ def main() -> None:
                     help="train each probe for this many steps instead of --minutes (equal work even when "
                          "other jobs share the CPU); its results are filed under --minutes 0")
     ap.add_argument("--work", type=Path, default=ROOT / ".bench" / "accuracy")
-    ap.add_argument("--remark", default="", help="a sentence about the run's conditions, added to the report")
+    ap.add_argument("--remark", default="", help="a paragraph about the run's conditions, added after the "
+                    "committed report's remarks (the committed rows stay; a probe run again replaces its row)")
     ap.add_argument("--report-only", action="store_true",
                     help="write the table from the probes already in --work, any budget (a budget other than "
                          "--minutes gets its own column); run nothing (missing: –)")
@@ -390,8 +400,11 @@ def main() -> None:
         rows = run_all(args.datasets, variants, args.minutes, args.jobs, args.work, args.steps)
     from benchmarks.report import save_results
 
-    md = report(rows, args.minutes) + (f"\n{args.remark}\n" if args.remark else "")
-    save_results(RESULTS, "accuracy", {"minutes": args.minutes, "probes": rows, "remark": args.remark}, md)
+    earlier = json.loads((RESULTS / "accuracy.json").read_text(encoding="utf-8")) \
+        if (RESULTS / "accuracy.json").is_file() else {}
+    rows, remark = merged(earlier, rows, args.remark)
+    md = report(rows, args.minutes) + (f"\n{remark}\n" if remark else "")
+    save_results(RESULTS, "accuracy", {"minutes": args.minutes, "probes": rows, "remark": remark}, md)
 
 
 if __name__ == "__main__":

@@ -462,3 +462,16 @@ def test_teacher_fine_tunes_a_copy_of_the_pretrained_encoder():
                                Reporter(None, 1), features=(spec, 8), pretrained=pre)
     assert all(torch.equal(v, pre.state_dict()[k]) for k, v in before.items())  # the original is untouched
     assert not torch.equal(trained.base.embeddings.weight, pre.base.embeddings.weight)
+
+
+def test_accuracy_report_is_additive():
+    """Rerunning some probes replaces their rows in place and keeps the committed rows and remarks."""
+    from benchmarks.accuracy import merged
+
+    row = lambda v, f, b="s1400": {"dataset": "il-ner/hi", "variant": v, "budget": b, "dev_f1": f}  # noqa: E731
+    earlier = {"probes": [row("v3", 0.75), row("v3+chars", 0.73), row("v3", 0.70, 8.0)], "remark": "First round."}
+    rows, remark = merged(earlier, [row("v3+chars", 0.74), row("v3+new", 0.76)], "Second round.")
+    assert [(r["variant"], r["budget"], r["dev_f1"]) for r in rows] == [
+        ("v3", "s1400", 0.75), ("v3+chars", "s1400", 0.74), ("v3", 8.0, 0.70), ("v3+new", "s1400", 0.76)]
+    assert remark == "First round.\n\nSecond round."
+    assert merged({}, [row("v3", 0.75)], "")[1] == ""
