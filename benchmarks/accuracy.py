@@ -146,12 +146,9 @@ def char_model(cfg: Any, spec: Any, dim: int) -> Any:
             super().__init__(ConvTokenClassifier(cfg), spec, dim)
             self.chars = CharWords(cfg.hidden_size)
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                    word_features: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> Any:
+        def input_embeddings(self, input_ids: torch.Tensor, word_features: torch.Tensor | None) -> torch.Tensor:
             k = len(self.spec.kinds)
-            embeds = (self.base.get_input_embeddings()(input_ids) + self.features(word_features[..., :k])
-                      + self.chars(word_features[..., k:]))
-            return self.base(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+            return super().input_embeddings(input_ids, word_features[..., :k]) + self.chars(word_features[..., k:])
 
     return CharFeatured()
 
@@ -226,20 +223,18 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
         extra = replace_mentions([(s.tokens, s.tags) for s in train], v["mention_replacement"], seed)
         train_windows += enc([Sentence(w, t) for w, t in extra])
     pretrained, mlm_facts = None, {}
-    if v.get("chars"):
+    if v.get("chars") or v.get("mlm_steps"):
         import torch
+
+        from quantize.teacher import new_model
 
         torch.manual_seed(seed)
-        pretrained = char_model(cfg, spec, v.get("dim", 64))  # not pretrained: the model to train
+        # the model train_teacher starts from: the char model, or the v3 model once pretrained
+        dim = v.get("dim", 64)
+        pretrained = char_model(cfg, spec, dim) if v.get("chars") else new_model(cfg, (spec, dim))
     if v.get("mlm_steps"):
-        import torch
-
-        from quantize.convnet import ConvTokenClassifier
-        from quantize.featured import FeaturedTokenClassifier
         from quantize.pretrain import pretrain_masked_words
 
-        torch.manual_seed(seed)
-        pretrained = FeaturedTokenClassifier(ConvTokenClassifier(cfg), spec, v.get("dim", 64))
         text_windows = encode(tok, [s.tokens for s in train] + unlabelled, None, None, 128, 32,
                               ids["bos_id"], ids["eos_id"], features=spec)
         mlm_sched = Schedule(epochs=1000, max_steps=v["mlm_steps"], batch_size=32, learning_rate=5e-4,

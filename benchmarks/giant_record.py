@@ -19,7 +19,8 @@ the rows already in the results file (marked as from their earlier run) and adds
 A shipped bundle annotates ~80 KB/s on one core, so 200 MB would take ~45 minutes: the shipped
 English bundle is measured at a few sizes, and the tests' tiny gazetteer bundle (same runtime,
 a model that costs almost nothing, built with the shipped bundles' 128-token windows) carries
-the sizes up to 200 MB to show the peak is flat in the size.  The outputs of both paths are compared byte for byte where both ran.
+the sizes up to 200 MB to show the peak is flat in the size.  The outputs of both paths are
+compared byte for byte where both ran.
 
     python -m benchmarks.giant_record [--sizes 5,20] [--tiny-sizes 20,50,200] [--whole-sizes 5]
     python -m benchmarks.giant_record --sizes '' --tiny-sizes '' --extra-sizes 4 --whole-sizes 4 --keep

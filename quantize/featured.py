@@ -67,10 +67,14 @@ class FeaturedTokenClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 word_features: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> Any:
+        embeds = self.input_embeddings(input_ids, word_features)
+        return self.base(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+
+    def input_embeddings(self, input_ids: torch.Tensor, word_features: torch.Tensor | None) -> torch.Tensor:
+        """What the base model reads instead of its own embeddings: subword plus word-feature vectors."""
         if word_features is None:
             raise ValueError("this model needs word_features (see edge_finer.features)")
-        embeds = self.base.get_input_embeddings()(input_ids) + self.features(word_features)
-        return self.base(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+        return self.base.get_input_embeddings()(input_ids) + self.features(word_features)
 
     def save_pretrained(self, folder: str | Path, **kwargs: Any) -> None:
         from safetensors.torch import save_file

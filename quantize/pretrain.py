@@ -30,9 +30,8 @@ def encoder_states(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Te
     base = model.base if isinstance(model, FeaturedTokenClassifier) else model
     if not isinstance(base, ConvTokenClassifier):
         raise BuildError("masked-word pretraining is for teachers of the 'cnn' family")
-    embeds = base.get_input_embeddings()(batch["input_ids"])
-    if isinstance(model, FeaturedTokenClassifier):
-        embeds = embeds + model.features(batch["word_features"])
+    embeds = (model.input_embeddings(batch["input_ids"], batch["word_features"])
+              if isinstance(model, FeaturedTokenClassifier) else base.get_input_embeddings()(batch["input_ids"]))
     return base.encode(inputs_embeds=embeds, attention_mask=batch["attention_mask"])
 
 

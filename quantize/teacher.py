@@ -123,6 +123,16 @@ def load_model(folder: Path) -> torch.nn.Module:
     return wrap(model, folder).eval()
 
 
+def new_model(config: Any, features: tuple[Any, int] | None = None) -> torch.nn.Module:
+    """A randomly initialised token classifier of ``config`` (with hashed word features when
+    ``features`` = ``(FeatureSpec, dim)``)."""
+    from .convnet import MODEL_TYPE as CONV, ConvTokenClassifier
+    from .featured import FeaturedTokenClassifier
+
+    model = ConvTokenClassifier(config) if config.model_type == CONV else model_classes(config.model_type)[1](config)
+    return FeaturedTokenClassifier(model, *features) if features is not None else model
+
+
 def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: int, seed: int,
                   reporter: Reporter, features: tuple[Any, int] | None = None, word_dropout: float = 0.0,
                   unk_id: int | None = None, select: Any = None,
@@ -137,9 +147,8 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
     ``select`` (a :class:`~quantize.selection.BestCheckpoint`) keeps the best weights on dev;
     ``pretrained`` (a model of this config, e.g. from :mod:`quantize.pretrain`) is copied and
     fine-tuned instead of a random initialisation."""
-    from .convnet import MODEL_TYPE as CONV, ConvTokenClassifier
     from .encode import drop_forms, drop_words, form_columns
-    from .featured import FeaturedTokenClassifier, forward_kwargs
+    from .featured import forward_kwargs
 
     torch.manual_seed(seed)
     if pretrained is not None:
@@ -147,9 +156,7 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
 
         model = copy.deepcopy(pretrained)
     else:
-        model = ConvTokenClassifier(config) if config.model_type == CONV else model_classes(config.model_type)[1](config)
-        if features is not None:
-            model = FeaturedTokenClassifier(model, *features)
+        model = new_model(config, features)
 
     gen = torch.Generator().manual_seed(seed)
     columns = form_columns(features[0].kinds) if features is not None else []
