@@ -475,3 +475,18 @@ def test_accuracy_report_is_additive():
         ("v3", "s1400", 0.75), ("v3+chars", "s1400", 0.74), ("v3", 8.0, 0.70), ("v3+new", "s1400", 0.76)]
     assert remark == "First round.\n\nSecond round."
     assert merged({}, [row("v3", 0.75)], "")[1] == ""
+
+
+def test_ensemble_ceiling_scores_members_and_their_mean(cnn_build: dict):
+    from benchmarks.ensemble_ceiling import report, score_members
+
+    work = cnn_build["recipe"].parent / "work"
+    result = score_members(cnn_build["recipe"], [work], [[0], [1], [0, 1]])
+    members, groups = result["members"], result["groups"]
+    assert [m["member"] for m in members] == [0, 1] and all(0.0 <= m["dev_f1"] <= 1.0 for m in members)
+    # the mean of one member is that member: the mean scorer and the single scorer agree
+    assert [g["dev_f1"] for g in groups[:2]] == [m["dev_f1"] for m in members]
+    assert groups[2]["best_member"] == max(m["dev_f1"] for m in members)
+    assert "| 0, 1 |" in report(result, "two seeds")
+    with pytest.raises(SystemExit, match="numbered 0..1"):
+        score_members(cnn_build["recipe"], [work], [[0, 2]])
