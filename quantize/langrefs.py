@@ -226,26 +226,28 @@ def counted_words(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int
     return count_profile(keep, top, unit=letter_runs)
 
 
-def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES
+def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_NGRAMS
                    ) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], int]:
     """(n-grams, log-probabilities, calibration, sentences counted) of one language, from its
-    sources' sentences."""
+    sources' sentences; ``top``: n-grams kept."""
     parts = _parts(sources, limit)
     n = sum(len(p) for p in parts)
     if n >= KFOLD_BELOW:  # every tenth sentence of each source calibrates, the rest counts
-        grams, logp = count_profile([[s for i, s in enumerate(p) if i % 10 != 9] for p in parts])
+        grams, logp = count_profile([[s for i, s in enumerate(p) if i % 10 != 9] for p in parts], top)
         scored = _scores(grams, logp, [s for p in parts for s in p[9::10]])
         return grams, logp, calibrate(scored), n - sum(len(p[9::10]) for p in parts)
     scored = []
     for fold in range(5):
-        g, lp = count_profile([[s for i, s in enumerate(p) if i % 5 != fold] for p in parts])
+        g, lp = count_profile([[s for i, s in enumerate(p) if i % 5 != fold] for p in parts], top)
         scored += _scores(g, lp, [s for p in parts for i, s in enumerate(p) if i % 5 == fold])
-    grams, logp = count_profile(parts)
+    grams, logp = count_profile(parts, top)
     return grams, logp, calibrate(scored), n
 
 
-def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, log=print) -> dict[str, Any]:
-    """Build and write the reference file; returns a summary."""
+def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, log=print,
+          top_ngrams: int = TOP_NGRAMS, top_words: int = TOP_WORDS) -> dict[str, Any]:
+    """Build and write the reference file; returns a summary.  ``top_ngrams`` / ``top_words``:
+    the table sizes (the shipped file's are the defaults; other sizes are for measuring them)."""
     started = time.perf_counter()
     texts = build_texts(data)
     entries: list[dict[str, Any]] = []
@@ -253,8 +255,8 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
     words: list[tuple[list[str], np.ndarray]] = []
     for code in sorted(texts):
         sources = texts[code]
-        grams, logp, cal, counted = build_language([s for _, s in sources], limit)
-        wgrams, wlogp = counted_words([s for _, s in sources], limit)
+        grams, logp, cal, counted = build_language([s for _, s in sources], limit, top_ngrams)
+        wgrams, wlogp = counted_words([s for _, s in sources], limit, top_words)
         words.append((wgrams, quantize_logp(wlogp)))
         lang = LANGUAGES[code]
         entries.append({"code": code, "name": lang.name, "iso639_3": lang.iso639_3, "scripts": list(lang.scripts),
@@ -264,11 +266,11 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
         long = cal.get("long", {})
         log(f"{code:4s} {lang.name:22s} {counted:6d} sentences, {len(grams)} n-grams, held-out p1 "
             f"{long.get('p1', 'n/a')} p50 {long.get('p50', 'n/a')}")
-    meta = {"top_ngrams": TOP_NGRAMS, "top_words": TOP_WORDS, "max_sentences": limit,
+    meta = {"top_ngrams": top_ngrams, "top_words": top_words, "max_sentences": limit,
             "built_from": "train splits of ../shared/data (two thirds of dev-only splits and of text/ files; "
                           "GUIT-AsTourNE left out: no licence stated)",
             "note": "character n-gram statistics derived from the sources listed per language, under their licences"}
-    write_references(out, entries, tables, meta, words)
+    write_references(out, entries, tables, meta, words if top_words else None)
     summary = {"languages": len(entries), "bytes": out.stat().st_size,
                "seconds": round(time.perf_counter() - started, 1)}
     log(f"wrote {out} ({summary['bytes'] / 1e6:.2f} MB, {summary['languages']} languages, {summary['seconds']} s)")
@@ -280,11 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: ../shared/data)")
     ap.add_argument("--out", type=Path, default=REFS_FILE, help="output file (default: the runtime's own)")
     ap.add_argument("--max-sentences", type=int, default=MAX_SENTENCES, help="sentences read per language")
+    ap.add_argument("--top-ngrams", type=int, default=TOP_NGRAMS, help="n-grams kept per language")
+    ap.add_argument("--top-words", type=int, default=TOP_WORDS, help="words kept per language (0: no word tables)")
     args = ap.parse_args(argv)
+    if args.top_ngrams < 1 or args.top_words < 0:
+        print("error: --top-ngrams must be at least 1 and --top-words at least 0", file=sys.stderr)
+        return 2
     if not args.data.is_dir():
         print(f"error: {args.data}: no such folder (the shared data)", file=sys.stderr)
         return 2
-    build(args.data, args.out, args.max_sentences)
+    build(args.data, args.out, args.max_sentences, top_ngrams=args.top_ngrams, top_words=args.top_words)
     return 0
 
 

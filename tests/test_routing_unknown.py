@@ -513,3 +513,22 @@ def test_benchmark_runs_end_to_end(tmp_path: Path):
     assert set(res["sentences"]) >= {"as", "bho", "mr", "ne", "mai", "de", "pcm", "ur", "te", "zu", "ig"}
     assert res["cost"] and all(0 < v["sentence_share"] < 1 for v in res["cost"].values())
     assert "Close pairs" in (tmp_path / "routing.md").read_text(encoding="utf-8")
+
+
+def test_reference_build_takes_table_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from quantize.langrefs import main as build_refs
+
+    data = tmp_path / "data"
+    for iso3, code in (("mar", "mr"), ("nep", "ne")):
+        (data / "text" / iso3).mkdir(parents=True)
+        (data / "text" / iso3 / "sentences.txt").write_text("\n".join(corpus("aa" if code == "mr" else "cc")),
+                                                            encoding="utf-8")
+    small, plain = tmp_path / "small.zip", tmp_path / "plain.zip"
+    assert build_refs(["--data", str(data), "--out", str(small), "--top-ngrams", "50", "--top-words", "7"]) == 0
+    assert build_refs(["--data", str(data), "--out", str(plain), "--top-words", "0"]) == 0
+    refs = read_references(small)
+    assert refs.meta["top_ngrams"] == 50 and refs.meta["top_words"] == 7
+    assert [e["ngrams"] for e in refs.meta["languages"]] == [50, 50]
+    assert not read_references(plain).has_words  # 0: no word tables at all
+    assert build_refs(["--data", str(data), "--out", str(plain), "--top-ngrams", "0"]) == 2
+    assert "--top-ngrams must be at least 1" in capsys.readouterr().err
