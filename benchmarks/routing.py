@@ -358,7 +358,7 @@ print(json.dumps({"import_ms": 1e3 * (t1 - t0), "router_installed_ms": 1e3 * (t2
 """
 
 
-def load_cost(repeats: int) -> dict:
+def load_cost(repeats: int, path: Path | None = None) -> dict:
     """What the references cost: file size, reading the index and the tables, building the
     Latin-script table, and cold routing in a fresh process (medians)."""
     import json
@@ -367,10 +367,11 @@ def load_cost(repeats: int) -> dict:
 
     from edge_finer.langrefs import REFS_FILE, ScoreTable, read_references
 
+    path = path or REFS_FILE
     index, tables, latin = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        refs = read_references(REFS_FILE)
+        refs = read_references(path)
         t1 = time.perf_counter()
         codes = refs.by_script("Latn")
         for c in refs.languages:
@@ -381,7 +382,7 @@ def load_cost(repeats: int) -> dict:
         index.append(t1 - t0)
         tables.append(t2 - t1)
         latin.append(t3 - t2)
-    refs = read_references(REFS_FILE)
+    refs = read_references(path)
     memory = sum(h.nbytes + q.nbytes for h, q in (refs.table(c) for c in refs.languages))
     table = ScoreTable(refs.by_script("Latn"), [refs.table(c) for c in refs.by_script("Latn")])
     cold = []
@@ -392,8 +393,9 @@ def load_cost(repeats: int) -> dict:
         if proc.returncode == 0:
             cold.append(json.loads(proc.stdout))
     cold_median = {k: round(statistics.median(c[k] for c in cold), 1) for k in cold[0]} if cold else {}
-    return {"file_bytes": REFS_FILE.stat().st_size, "languages": len(refs.languages),
-            "top_words": refs.meta.get("top_words", 0),
+    return {"file": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+            "file_bytes": path.stat().st_size, "languages": len(refs.languages),
+            "top_ngrams": refs.meta.get("top_ngrams", 4000), "top_words": refs.meta.get("top_words", 0),
             "read_index_ms": round(1e3 * statistics.median(index), 2),
             "read_tables_ms": round(1e3 * statistics.median(tables), 1),
             "build_latin_table_ms": round(1e3 * statistics.median(latin), 1),
@@ -588,8 +590,8 @@ def markdown(res: dict) -> str:
     ld = res["load"]
     cold = ld.get("cold_process", {})
     lines += ["", "## The reference file", "",
-              f"`edge_finer/data/langrefs.zip`: {ld['file_bytes'] / 1e6:.2f} MB, {ld['languages']} languages "
-              f"(4,000 n-grams and {ld.get('top_words', 0):,} words each, one byte per log-probability). Reading its index: {ld['read_index_ms']} ms "
+              f"`{ld.get('file', 'edge_finer/data/langrefs.zip')}`: {ld['file_bytes'] / 1e6:.2f} MB, "
+              f"{ld['languages']} languages ({ld.get('top_ngrams', 4000):,} n-grams and {ld.get('top_words', 0):,} words each, one byte per log-probability). Reading its index: {ld['read_index_ms']} ms "
               f"(on the first routing); its tables: {ld['read_tables_ms']} ms, {ld['tables_memory_mb']} MB (on the "
               f"first text whose script several languages write); the Latin-script table ({ld['latin_languages']} "
               f"languages): {ld['build_latin_table_ms']} ms, {ld['latin_table_memory_mb']} MB. A text whose script "
@@ -611,6 +613,9 @@ def main() -> None:
     ap.add_argument("--cost-sentences", type=int, default=200)
     ap.add_argument("--no-sweep", action="store_true", help="skip the tuning-text and trade-off tables (the slowest part)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--references", type=Path,
+                    help="another reference file (e.g. built with other table sizes by python -m quantize.langrefs); "
+                         "default: the shipped one")
     ap.add_argument("--show-misrouted", action="store_true",
                     help="print (to stderr, never to the results) the sentences routed to a wrong bundle or lost")
     args = ap.parse_args()
@@ -619,7 +624,12 @@ def main() -> None:
     # the user's own bundles must not leak into the figures: an empty user folder
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="edge-finer-bench.")
     os.environ["EDGE_FINER_BUNDLES"] = os.pathsep.join(str(Path(p).resolve()) for p in args.extra)
-    os.environ.pop("EDGE_FINER_LANGREFS", None)
+    if args.references is not None:
+        if not args.references.is_file():
+            raise SystemExit(f"error: {args.references}: no such reference file")
+        os.environ["EDGE_FINER_LANGREFS"] = str(args.references.resolve())
+    else:
+        os.environ.pop("EDGE_FINER_LANGREFS", None)
     os.environ["EDGE_FINER_LANGID"] = "0"
     started = time.perf_counter()
     sets = benchmark_sentences(args.per_source)
@@ -628,7 +638,8 @@ def main() -> None:
     installed = set(router.languages)
     res: dict = {"command": "python -m benchmarks.routing"
                  + "".join(f" --extra {e}" for e in args.extra)
-                 + (f" --per-source {args.per_source}" if args.per_source != 300 else ""),
+                 + (f" --per-source {args.per_source}" if args.per_source != 300 else "")
+                 + (f" --references {args.references}" if args.references is not None else ""),
                  "per_source": args.per_source, "repeats": args.repeats, "extra": args.extra,
                  "installed": sorted(installed), "sentences": {k: len(v) for k, v in sets.items()}}
     table = route_all(router, sets)
@@ -655,7 +666,7 @@ def main() -> None:
         res["trade_off"] = trade_off(refs, sets, installed)
         print(f"trade-off sweep done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     res["cost"] = cost(sets, args.repeats, args.cost_sentences)
-    res["load"] = load_cost(args.repeats)
+    res["load"] = load_cost(args.repeats, args.references.resolve() if args.references is not None else None)
     res["machine"] = cpu()
     res["seconds"] = round(time.perf_counter() - started)
     save_results(args.out, "routing", res, markdown(res))

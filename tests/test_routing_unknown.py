@@ -504,12 +504,21 @@ def test_span_tallies_count_as_script_counts(text):
 
 def test_benchmark_runs_end_to_end(tmp_path: Path):
     """benchmarks/routing.py on a handful of sentences (the figures come from the full run)."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.routing", "--per-source", "2", "--repeats", "1",
-                           "--cost-sentences", "3", "--no-sweep", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "EDGE_FINER_SHIPPED": "1"})
+    import shutil
+
+    refs = tmp_path / "other-refs.zip"  # another reference file, e.g. of other table sizes
+    shutil.copyfile(REFS_FILE, refs)
+    env = {**__import__("os").environ, "EDGE_FINER_SHIPPED": "1"}
+    args = [sys.executable, "-m", "benchmarks.routing", "--per-source", "2", "--repeats", "1",
+            "--cost-sentences", "3", "--no-sweep", "--out", str(tmp_path)]
+    proc = subprocess.run([*args, "--references", str(refs)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((tmp_path / "routing.json").read_text(encoding="utf-8"))
+    assert res["load"]["file"] == str(refs) and f"--references {refs}" in res["command"]
+    missing = subprocess.run([*args, "--references", str(tmp_path / "none.zip")], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120, env=env)
+    assert missing.returncode != 0 and "no such reference file" in missing.stderr
     assert set(res["sentences"]) >= {"as", "bho", "mr", "ne", "mai", "de", "pcm", "ur", "te", "zu", "ig"}
     assert res["cost"] and all(0 < v["sentence_share"] < 1 for v in res["cost"].values())
     assert "Close pairs" in (tmp_path / "routing.md").read_text(encoding="utf-8")
