@@ -173,7 +173,9 @@ class Build:
             ("quantize", [r.quantization], self.stage_quantize),
             ("evaluate", [r.evaluation, r.runtime, r.data.max_eval_sentences], self.stage_evaluate),
             # last, so that adding it did not invalidate the trained stages of existing work folders
-            ("profile", [PROFILE_VERSION, ORDERS, TOP_NGRAMS, r.language], self.stage_profile),
+            ("profile", [PROFILE_VERSION, ORDERS, TOP_NGRAMS, r.language]
+             # Han text counted as written (no spaces between characters); other work folders stay valid
+             + (["han-text-as-written"] if r.pretokenizer == "han-chars" else []), self.stage_profile),
         ]
         prev = str(PIPELINE_VERSION)
         for name, inputs, fn in plan:
@@ -651,10 +653,13 @@ class Build:
 
     def stage_profile(self, d: Path) -> None:
         """The language profile the router matches text against, from the training text."""
+        from .evaluate import gold_text
         from .profile import build_profile
 
         r = self.r
-        sentences = [" ".join(row["words"]) for row in read_jsonl(self.work.path("data") / "train.jsonl")]
+        # the text as written, as users give it: Chinese without spaces between its characters
+        sentences = [gold_text(row["words"], "han-chars")[0]
+                     for row in read_jsonl(self.work.path("data") / "train.jsonl")]
         language = {"bcp47": r.language.bcp47, "iso639_3": r.language.iso639_3,
                     "scripts": list(r.language.scripts)}
         try:

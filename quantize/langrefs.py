@@ -32,6 +32,7 @@ from edge_finer.langprofile import TOP_NGRAMS, letter_runs, ngrams
 from edge_finer.langrefs import REFS_FILE, ScoreTable, gram_hashes, quantize_logp, text_hashes, write_references
 from edge_finer.languages import LANGUAGES, canonical
 
+from .evaluate import gold_text
 from .profile import LONG_CHARS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,8 @@ def held_out(index: int) -> bool:
 
 
 def read_conll_sentences(path: Path) -> list[str]:
-    """The sentences of a CoNLL file as text (tokens joined by spaces)."""
+    """The sentences of a CoNLL file as text, as it is written: tokens joined by spaces, except
+    next to a Han character (Chinese is written without them, and users give it so)."""
     out: list[str] = []
     tokens: list[str] = []
     with path.open(encoding="utf-8") as fh:
@@ -90,12 +92,12 @@ def read_conll_sentences(path: Path) -> list[str]:
             line = line.rstrip("\n")
             if not line.strip():
                 if tokens:
-                    out.append(" ".join(tokens))
+                    out.append(gold_text(tokens, "han-chars")[0])
                     tokens = []
                 continue
             tokens.append(line.split("\t")[0])
     if tokens:
-        out.append(" ".join(tokens))
+        out.append(gold_text(tokens, "han-chars")[0])
     return out
 
 

@@ -165,3 +165,34 @@ def test_urdu_right_to_left_offsets_slice_the_original_string(tmp_path: Path):
     for e in ents:
         assert URDU[e.start:e.end] == e.text
     assert URDU.index("عِمران") == ents[2].start
+
+
+def test_language_profiles_count_chinese_as_written(tmp_path: Path):
+    """The router scores the text users give (Chinese has no spaces between characters), so
+    the bundle's profile and the reference file must count it so, not as the gold grid's
+    space-joined characters."""
+    from types import SimpleNamespace
+
+    from quantize.build import Build
+    from quantize.langrefs import read_conll_sentences
+
+    conll = tmp_path / "zh.conll"
+    conll.write_text("李\tB-PER\n白\tI-PER\n住\tO\n在\tO\n北\tB-LOC\n京\tI-LOC\nNew\tB-LOC\nYork\tI-LOC\n\n",
+                     encoding="utf-8")
+    assert read_conll_sentences(conll) == ["李白住在北京New York"]
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"words": list("李白住在北京") + ["New", "York"], "tags": ["O"] * 8}] * 30
+    (data / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                      encoding="utf-8")
+    fake = SimpleNamespace(r=SimpleNamespace(language=SimpleNamespace(bcp47="zh", iso639_3="zho", scripts=["Hani"]),
+                                             pretokenizer="han-chars", data=SimpleNamespace(train=["x"]),
+                                             resolve=lambda p: p),
+                           work=SimpleNamespace(path=lambda stage: data), rep=SimpleNamespace(note=lambda *a: None))
+    out = tmp_path / "profile"
+    out.mkdir()
+    Build.stage_profile(fake, out)  # type: ignore[arg-type]
+    grams = set(json.loads((out / "profile.json").read_text(encoding="utf-8"))["ngrams"])
+    assert "北京" in grams and "住在北" in grams  # adjacent, as written
+    assert not any(re.search("[\u4e00-\u9fff] [\u4e00-\u9fff]", g) for g in grams)  # never "北 京"
+    assert any("york" in g.lower() for g in grams)  # other words keep their spaces
