@@ -653,7 +653,7 @@ class Build:
 
     def stage_profile(self, d: Path) -> None:
         """The language profile the router matches text against, from the training text."""
-        from .evaluate import gold_text
+        from .data import gold_text
         from .profile import build_profile
 
         r = self.r

@@ -17,9 +17,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence, TextIO
 
-from edge_finer.pretokenize import DEFAULT as DEFAULT_PRETOKENIZER, words as split_to_words, split_words
+from edge_finer.pretokenize import DEFAULT as DEFAULT_PRETOKENIZER, HAN, words as split_to_words, split_words
 
 from .errors import DataError
+
+
+_HAN_CHAR = re.compile("[" + HAN + "]")
+
+
+def gold_text(tokens: Sequence[str], pretokenizer: str = DEFAULT_PRETOKENIZER) -> tuple[str, list[tuple[int, int]]]:
+    """The tokens joined as text, and each token's character span in that text.
+
+    Joined by single spaces; under ``han-chars`` no space is put next to a Han character, so
+    Chinese is scored as it is written (``北京大学`` rather than ``北 京 大 学``).  Either way the
+    runtime's words of the text are the re-split gold tokens (the pipeline's training grid).
+    """
+    han = pretokenizer == "han-chars"
+    parts: list[str] = []
+    spans, pos = [], 0
+    for k, tok in enumerate(tokens):
+        if k:
+            glue = "" if han and (_HAN_CHAR.match(tokens[k - 1][-1:]) or _HAN_CHAR.match(tok[:1])) else " "
+            parts.append(glue)
+            pos += len(glue)
+        spans.append((pos, pos + len(tok)))
+        parts.append(tok)
+        pos += len(tok)
+    return "".join(parts), spans
 
 _PREFIXES = ("B", "I", "E", "S", "L", "U")
 _TAG = re.compile(r"^(?:O|([BIESLU])-(.+))$")

@@ -10,7 +10,6 @@ the rest I-) and scored with seqeval, strict IOB2, overall and per type.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,9 @@ import torch
 
 from edge_finer.annotator import Annotator
 from edge_finer.bundle import Bundle
-from edge_finer.pretokenize import DEFAULT as DEFAULT_PRETOKENIZER, HAN
+from edge_finer.pretokenize import DEFAULT as DEFAULT_PRETOKENIZER
 
-from .data import Sentence
+from .data import Sentence, gold_text  # gold_text: kept importable from here
 
 
 class TorchBackend:
@@ -48,28 +47,6 @@ class SystemResult:
     entities: list[list[Any]]  # the annotator's entities per sentence (for threshold calibration)
 
 
-_HAN_CHAR = re.compile("[" + HAN + "]")
-
-
-def gold_text(tokens: Sequence[str], pretokenizer: str = DEFAULT_PRETOKENIZER) -> tuple[str, list[tuple[int, int]]]:
-    """The tokens joined as text, and each token's character span in that text.
-
-    Joined by single spaces; under ``han-chars`` no space is put next to a Han character, so
-    Chinese is scored as it is written (``北京大学`` rather than ``北 京 大 学``).  Either way the
-    runtime's words of the text are the re-split gold tokens (the pipeline's training grid).
-    """
-    han = pretokenizer == "han-chars"
-    parts: list[str] = []
-    spans, pos = [], 0
-    for k, tok in enumerate(tokens):
-        if k:
-            glue = "" if han and (_HAN_CHAR.match(tokens[k - 1][-1:]) or _HAN_CHAR.match(tok[:1])) else " "
-            parts.append(glue)
-            pos += len(glue)
-        spans.append((pos, pos + len(tok)))
-        parts.append(tok)
-        pos += len(tok)
-    return "".join(parts), spans
 
 
 def spans_to_tags(entities: Sequence[Any], token_spans: Sequence[tuple[int, int]]) -> list[str]:

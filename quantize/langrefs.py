@@ -32,7 +32,7 @@ from edge_finer.langprofile import TOP_NGRAMS, letter_runs, ngrams
 from edge_finer.langrefs import REFS_FILE, ScoreTable, gram_hashes, quantize_logp, text_hashes, write_references
 from edge_finer.languages import LANGUAGES, canonical
 
-from .evaluate import gold_text
+from .data import gold_text
 from .profile import LONG_CHARS
 
 ROOT = Path(__file__).resolve().parent.parent
