@@ -89,7 +89,8 @@ def refresh_calibration(recipe_path: Path, bundle_dir: Path | None = None, per_t
     from edge_finer.annotator import Annotator
 
     from .card import render_card
-    from .evaluate import calibrate_threshold, calibrated_decoding, calibration_line, gold_text
+    from .data import gold_text
+    from .evaluate import calibrate_threshold, calibrated_decoding, calibration_line
 
     recipe, target, bundle = _recipe_bundle(recipe_path, bundle_dir)
     with tempfile.TemporaryDirectory(prefix="edge-finer-calibrate.") as tmp:

@@ -21,7 +21,6 @@ from edge_finer.pretokenize import DEFAULT as DEFAULT_PRETOKENIZER, HAN, words a
 
 from .errors import DataError
 
-
 _HAN_CHAR = re.compile("[" + HAN + "]")
 
 
@@ -44,6 +43,7 @@ def gold_text(tokens: Sequence[str], pretokenizer: str = DEFAULT_PRETOKENIZER) -
         parts.append(tok)
         pos += len(tok)
     return "".join(parts), spans
+
 
 _PREFIXES = ("B", "I", "E", "S", "L", "U")
 _TAG = re.compile(r"^(?:O|([BIESLU])-(.+))$")

@@ -47,8 +47,6 @@ class SystemResult:
     entities: list[list[Any]]  # the annotator's entities per sentence (for threshold calibration)
 
 
-
-
 def spans_to_tags(entities: Sequence[Any], token_spans: Sequence[tuple[int, int]]) -> list[str]:
     """IOB2 tags on the gold tokens: first token an entity overlaps is B-, the rest I-."""
     tags = ["O"] * len(token_spans)

@@ -258,8 +258,9 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
     for code in sorted(texts):
         sources = texts[code]
         grams, logp, cal, counted = build_language([s for _, s in sources], limit, top_ngrams)
-        wgrams, wlogp = counted_words([s for _, s in sources], limit, top_words)
-        words.append((wgrams, quantize_logp(wlogp)))
+        if top_words:
+            wgrams, wlogp = counted_words([s for _, s in sources], limit, top_words)
+            words.append((wgrams, quantize_logp(wlogp)))
         lang = LANGUAGES[code]
         entries.append({"code": code, "name": lang.name, "iso639_3": lang.iso639_3, "scripts": list(lang.scripts),
                         "sentences": counted, "ngrams": len(grams), "calibration": cal,
