@@ -68,6 +68,32 @@ def letter_runs(text: str) -> list[str]:
     return text.casefold().translate(_BLANKS).split()
 
 
+#: Code point -> itself (a letter or mark) or 32, for the Basic Multilingual Plane, filled on
+#: first sight like :data:`_BLANKS` (``_UNSEEN``: not looked at yet); NUL maps to itself.
+_UNSEEN = np.uint32(0xFFFFFFFF)
+_BMP_BLANKS = np.full(0x10000, _UNSEEN, dtype=np.uint32)
+_BMP_BLANKS[0] = 0
+
+
+def letter_runs_many(texts: list[str]) -> list[list[str]]:
+    """:func:`letter_runs` of each text.  ``str.translate`` looks every character of a non-ASCII
+    text up in a dict (~80 ns each: 12 µs a Devanagari sentence, a tenth of routing it); a table
+    lookup over all the texts' code points at once costs a quarter of that."""
+    joined = "\0".join(texts)
+    if joined.isascii() or any("\0" in t for t in texts):  # ASCII: translate's own fast path
+        return [letter_runs(t) for t in texts]
+    cps = np.frombuffer(joined.casefold().encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if int(cps.max()) > 0xFFFF:  # a letter beyond the BMP (rare): the dict handles every plane
+        return [letter_runs(t) for t in texts]
+    mapped = _BMP_BLANKS[cps]
+    unseen = mapped == _UNSEEN
+    if unseen.any():
+        for cp in np.unique(cps[unseen]).tolist():
+            _BMP_BLANKS[cp] = _BLANKS[cp]
+        mapped = _BMP_BLANKS[cps]
+    return [part.split() for part in mapped.tobytes().decode("utf-32-le", "surrogatepass").split("\0")]
+
+
 def ngrams(text: str, orders: Iterable[int] = ORDERS) -> list[str]:
     """The character n-grams of ``text``'s letter runs, case-folded, joined by single spaces,
     with a space at each end (so word starts and ends are n-grams of their own)."""

@@ -420,23 +420,29 @@ class ScoreTable:
             return avg, np.array([len(hashes)])
         hashes, spans, owners = batch_hashes(texts, runs)
         width = len(self.codes)
-        sums = np.zeros((count, width), dtype=np.int64)
         n = np.bincount(owners, minlength=count)
+        sums = np.zeros((count, width), dtype=np.int64)
         if len(self.vocab) and len(hashes):
-            rows = self.lookup(hashes)
-            packed = self._gathered(rows)
-            everyone = np.arange(count)
-            for a, b in spans:  # within one order, hashes are grouped by text in order
-                if a == b:
-                    continue
-                starts = np.searchsorted(owners[a:b], everyone)
-                sizes = np.diff(starts, append=b - a)
-                present = np.flatnonzero(sizes)
-                if sizes.max() <= _PACKED_ROWS:  # the usual case: sentences of a few hundred characters
-                    lanes = np.add.reduceat(packed[a:b], starts[present], axis=0)
-                    sums[present] += lanes.view(np.uint16)[:, :width]
-                else:  # int32: a text is at most a few thousand n-grams of at most 255 each
-                    sums[present] += np.add.reduceat(self.matrix[rows[a:b]], starts[present], axis=0, dtype=np.int32)
+            packed = self._gathered(self.lookup(hashes))
+            # one reduction over every (order, text) block of at most _PACKED_ROWS rows: within
+            # an order the hashes are grouped by text, so a block starts where the text or the
+            # order changes, and a long text's run is cut every _PACKED_ROWS rows
+            change = np.empty(len(owners), dtype=bool)
+            change[0] = True
+            np.not_equal(owners[1:], owners[:-1], out=change[1:])
+            change[[a for a, b in spans if a < b]] = True
+            starts = np.flatnonzero(change)
+            sizes = np.diff(starts, append=len(owners))
+            long = np.flatnonzero(sizes > _PACKED_ROWS)  # a text of many n-grams: cut its run
+            if len(long):
+                cuts = [np.arange(starts[k] + _PACKED_ROWS, starts[k] + sizes[k], _PACKED_ROWS) for k in long.tolist()]
+                starts = np.sort(np.concatenate([starts, *cuts]))
+            blocks = np.add.reduceat(packed, starts, axis=0).view(np.uint16)[:, :width]
+            # blocks come order by order: gather each text's blocks together and add them
+            block_owner = owners[starts]
+            by_text = np.argsort(block_owner, kind="stable")
+            firsts = np.flatnonzero(np.diff(block_owner[by_text], prepend=-1))
+            sums[block_owner[by_text[firsts]]] = np.add.reduceat(blocks[by_text], firsts, axis=0, dtype=np.int64)
         return UNSEEN_LOGP + STEP * sums / np.maximum(n, 1)[:, None], n
 
     def score_words(self, texts: Sequence[str], runs: Sequence[list[str]] | None = None

@@ -26,12 +26,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from .errors import BundleError
-from .langprofile import ORDERS, PROFILE_FILE, Profile, letter_runs, read_profile
+from .langprofile import ORDERS, PROFILE_FILE, Profile, letter_runs_many, read_profile
 from .langrefs import References, ScoreTable, gram_hashes, quantize_logp
 from .languages import canonical, name_of, no_bundle_line
 from .scripts import expand, script_counts, script_of, span_tallies
@@ -247,21 +247,23 @@ class Router:
         for chunk in _chunks(spans):
             tallies = span_tallies(text, chunk)
             routed = [k for k, t in enumerate(tallies) if t[0] >= MIN_SENTENCE_LETTERS]
-            decisions = self._decide([_head(text[chunk[k][0]:chunk[k][1]], SENTENCE_SAMPLE_CHARS) for k in routed],
-                                     [tallies[k] for k in routed])
-            decided = dict(zip(routed, decisions))
-            wanted: dict[int, str] = {}  # lines of the too-short sentences, routed together too
+            samples = [_head(text[chunk[k][0]:chunk[k][1]], SENTENCE_SAMPLE_CHARS) for k in routed]
+            counts = [tallies[k] for k in routed]
+            wanted: list[int] = []  # lines of the too-short sentences, scored in the same batch
+            line_of: dict[int, int] = {}
             for k, (start, _) in enumerate(chunk):
-                if k not in decided:
-                    first = text.rfind("\n", 0, start) + 1
+                if tallies[k][0] < MIN_SENTENCE_LETTERS:
+                    first = line_of[k] = text.rfind("\n", 0, start) + 1
                     if first not in lines and first not in wanted:
                         last = text.find("\n", start)
-                        wanted[first] = _sample(text[first:last if last >= 0 else len(text)], DOCUMENT_SAMPLE_CHARS)
-            if wanted:
-                samples = list(wanted.values())
-                lines.update(zip(wanted, self._decide(samples, [_tally(s) for s in samples])))
+                        wanted.append(first)
+                        samples.append(_sample(text[first:last if last >= 0 else len(text)], DOCUMENT_SAMPLE_CHARS))
+                        counts.append(_tally(samples[-1]))
+            decisions = self._decide(samples, counts)  # one batch: each batch has a fixed cost
+            decided = dict(zip(routed, decisions))
+            lines.update(zip(wanted, decisions[len(routed):]))
             for k, (start, end) in enumerate(chunk):
-                out.append(Segment(start, end, decided.get(k) or lines[text.rfind("\n", 0, start) + 1]))
+                out.append(Segment(start, end, decided.get(k) or lines[line_of[k]]))
         return out
 
     def _decide(self, samples: list[str], tallies: list[tuple[int, str | None, int]]) -> list[Decision]:
@@ -298,7 +300,7 @@ class Router:
                                                evidence, 0.0)
                 continue
             texts = [samples[i] for i, _, _, _ in items]
-            runs = [letter_runs(t) for t in texts] if pool.words is not None and WORD_WEIGHT else None
+            runs = letter_runs_many(texts) if pool.words is not None and WORD_WEIGHT else None
             avg, n = table.score_many(texts, runs)
             if len(pool.codes) == 1:
                 for (i, evidence, short, share), row in zip(items, avg[:, 0].tolist()):
@@ -312,32 +314,26 @@ class Router:
             post = np.exp(scaled - scaled.max(axis=1, keepdims=True))
             post /= post.sum(axis=1, keepdims=True)
             if len(items) == 1 and self.cld3 is None:  # one text: plain Python beats a dozen tiny numpy calls
-                tops, top_avg, top_adj, top_post = _top_one(avg[0].tolist(), adjusted[0].tolist(), post[0].tolist())
-            else:
-                order = np.argsort(-post, axis=1, kind="stable")[:, :3]
-                tops = order.tolist()
-                top_avg = np.take_along_axis(avg, order, axis=1).round(4).tolist()
-                top_adj = np.take_along_axis(adjusted, order, axis=1).tolist()
-                top_post = np.take_along_axis(post, order, axis=1).round(4).tolist()
+                ranked = [_top_one(table.codes, avg[0].tolist(), adjusted[0].tolist(), post[0].tolist())]
+            elif self.cld3 is None:
+                ranked = _top_many(table.codes, avg, adjusted, post)
             for k, (i, evidence, short, _) in enumerate(items):
                 if self.cld3 is not None:  # the vote reorders the candidates: the full rows are needed
-                    out[i] = self._compare(pool, samples[i], short, evidence, *self._voted(
+                    out[i] = self._compare(pool, samples[i], short, evidence, self._voted(
                         samples[i], table.codes, avg[k], adjusted[k], post[k], evidence))
                 else:
-                    out[i] = self._compare(pool, samples[i], short, evidence, tops[k], top_avg[k], top_adj[k],
-                                           top_post[k], False)
+                    out[i] = self._compare(pool, samples[i], short, evidence, ranked[k])
         return out  # type: ignore[return-value]
 
     def _voted(self, sample: str, codes: list[str], avg: np.ndarray, adjusted: np.ndarray, post: np.ndarray,
-               evidence: dict[str, Any]) -> tuple[list[int], list[float], list[float], list[float], bool]:
+               evidence: dict[str, Any]) -> "_Ranked":
         """The top candidates after CLD3's vote (unchanged when CLD3 does not vote)."""
         vote = self._cld3_vote(sample, codes, evidence)
         if vote is not None:
             post = post * vote
             post /= post.sum()
-        order = np.argsort(-post, kind="stable")[:3]
-        return (order.tolist(), avg[order].round(4).tolist(), adjusted[order].tolist(), post[order].round(4).tolist(),
-                vote is not None)
+        ranked = _top_one(codes, avg.tolist(), adjusted.tolist(), post.tolist())
+        return ranked._replace(voted=vote is not None)
 
     def _single(self, pool: _Pool, avg: float, short: bool, share: float, evidence: dict[str, Any]) -> Decision:
         """One language writes the script: check only that the text fits it."""
@@ -353,23 +349,23 @@ class Router:
             return self._choose(code, 1.0, "script", evidence)
         return self._named(code, share, "script", evidence)
 
-    def _compare(self, pool: _Pool, sample: str, short: bool, evidence: dict[str, Any], top: list[int],
-                 avgs: list[float], adjusted: list[float], posts: list[float], voted: bool) -> Decision:
-        """Several languages write the script: the n-gram profiles tell them apart.  ``top``: the
-        columns of the best candidates, best first, with their scores (as measured, and with the
-        installed languages' prior) and posteriors (rounded to four places, as the evidence
-        shows them)."""
-        codes = pool.table.codes  # type: ignore[union-attr]
+    def _compare(self, pool: _Pool, sample: str, short: bool, evidence: dict[str, Any], ranked: "_Ranked"
+                 ) -> Decision:
+        """Several languages write the script: the n-gram profiles tell them apart.  ``ranked``:
+        the best candidates, best first, with their scores (as measured, and as ranked: with the
+        word score and the installed languages' prior) and posteriors."""
         if pool.unprofiled:
             evidence["no_profile"] = pool.unprofiled
-        best = codes[top[0]]
-        confidence, best_avg = posts[0], avgs[0]
-        evidence["ngram_avg_logp"] = {codes[j]: a for j, a in zip(top, avgs)}
+        names = ranked.names
+        best = names[0]
+        confidence, best_avg = ranked.posts[0], ranked.avgs[0]
+        evidence["ngram_avg_logp"] = dict(zip(names, ranked.avgs))
         # what the candidates are ranked by, and the margins measured on: the n-gram score plus
         # WORD_WEIGHT x the word score (plus INSTALLED_PRIOR for an installed language)
-        evidence["ranking_score"] = {codes[j]: round(a, 4) for j, a in zip(top, adjusted)}
-        evidence["posterior"] = {codes[j]: p for j, p in zip(top[:2], posts)}
-        runner = codes[top[1]] if len(top) > 1 else None
+        evidence["ranking_score"] = dict(zip(names, ranked.ranking))
+        evidence["posterior"] = dict(zip(names[:2], ranked.posts))
+        runner = names[1] if len(names) > 1 else None
+        voted = ranked.voted
         threshold, typical = self._limits(pool, best, short)
         if threshold is not None:
             evidence["calibration"] = {"avg_logp": best_avg, "threshold": threshold,
@@ -388,14 +384,14 @@ class Router:
                 return self._unknown(f"cannot tell {best} from {runner} (confidence {confidence:.2f})",
                                      evidence, confidence, guess=best)
             # CLD3's vote, when it agreed, is evidence the n-gram margin does not see
-            if runner is not None and not voted and adjusted[0] - adjusted[1] < ROUTE_MARGIN:
+            if runner is not None and not voted and ranked.margin < ROUTE_MARGIN:
                 return self._unknown(f"cannot tell {best} ({name_of(best)}) from {runner} ({name_of(runner)}) "
                                      "with the margin routing to a bundle needs", evidence, confidence, guess=best)
             return self._choose(best, confidence, by, evidence)
         if threshold is not None and best_avg < threshold:
             return self._unknown(f"the text fits none of the languages the router knows (closest: {best}, "
                                  "scoring below its own held-out sentences)", evidence, confidence, guess=best)
-        if runner is not None and adjusted[0] - adjusted[1] < NAME_MARGIN:
+        if runner is not None and ranked.margin < NAME_MARGIN:
             return self._unknown(f"cannot tell {best} ({name_of(best)}) from {runner} ({name_of(runner)})", evidence,
                                  confidence, guess=best)
         return self._named(best, confidence, by, evidence)
@@ -583,12 +579,36 @@ def _tally(text: str) -> tuple[int, str | None, int]:
     return sum(counts.values()), min(code for code, c in counts.items() if c == top), top
 
 
-def _top_one(avg: list[float], adjusted: list[float], post: list[float]
-             ) -> tuple[list[list[int]], list[list[float]], list[list[float]], list[list[float]]]:
-    """The three best columns of one text, as the batch path computes them (stable order)."""
+class _Ranked(NamedTuple):
+    """A text's best candidates (at most three), best first: their n-gram scores and ranking
+    scores (rounded to four places, as the evidence shows them), their posteriors (the same),
+    and the ranking margin of the best over the runner-up (unrounded: what the margins test)."""
+
+    names: list[str]
+    avgs: list[float]
+    ranking: list[float]
+    posts: list[float]
+    margin: float
+    voted: bool = False
+
+
+def _top_one(codes: list[str], avg: list[float], adjusted: list[float], post: list[float]) -> _Ranked:
+    """The three best columns of one text, as :func:`_top_many` ranks them (stable order)."""
     top = sorted(range(len(post)), key=lambda j: -post[j])[:3]
-    return ([top], [[round(avg[j], 4) for j in top]], [[adjusted[j] for j in top]],
-            [[round(post[j], 4) for j in top]])
+    margin = adjusted[top[0]] - adjusted[top[1]] if len(top) > 1 else float("inf")
+    return _Ranked([codes[j] for j in top], [round(avg[j], 4) for j in top], [round(adjusted[j], 4) for j in top],
+                   [round(post[j], 4) for j in top], margin)
+
+
+def _top_many(codes: list[str], avg: np.ndarray, adjusted: np.ndarray, post: np.ndarray) -> list[_Ranked]:
+    """:func:`_top_one` for every row at once (one numpy pass instead of Python per text)."""
+    order = np.argsort(-post, axis=1, kind="stable")[:, :3]
+    top_adj = np.take_along_axis(adjusted, order, axis=1)
+    margins = (top_adj[:, 0] - top_adj[:, 1] if order.shape[1] > 1 else np.full(len(order), np.inf)).tolist()
+    names = np.asarray(codes, dtype=object)[order].tolist()
+    avgs = np.take_along_axis(avg, order, axis=1).round(4).tolist()
+    posts = np.take_along_axis(post, order, axis=1).round(4).tolist()
+    return list(map(_Ranked, names, avgs, top_adj.round(4).tolist(), posts, margins))
 
 
 def _only_script(text: str, script: str) -> str:
@@ -601,13 +621,13 @@ def _only_script(text: str, script: str) -> str:
 
 def _few_words(text: str) -> bool:
     """Fewer than :data:`MIN_REFERENCE_WORDS` distinct space-separated words (looked at only up
-    to that many: a long text stops at once)."""
-    seen: set[str] = set()
-    for word in text.split():
-        seen.add(word)
-        if len(seen) >= MIN_REFERENCE_WORDS:
-            return False
-    return True
+    to a few more than that: a long text is not split whole)."""
+    head = text.split(None, 2 * MIN_REFERENCE_WORDS)
+    if len(set(head[:2 * MIN_REFERENCE_WORDS])) >= MIN_REFERENCE_WORDS:
+        return False
+    if len(head) <= 2 * MIN_REFERENCE_WORDS:  # the whole text was split
+        return True
+    return len(set(text.split())) < MIN_REFERENCE_WORDS  # "Delhi Delhi Delhi Delhi Delhi Delhi Mumbai"
 
 
 def _chunks(spans: list[tuple[int, int]], max_spans: int = 256,

@@ -193,6 +193,23 @@ def test_code_mixed_text_names_each_sentence(made_up_env: Path):
     assert segments[4].decision == Router.installed().route(text)
 
 
+def test_short_sentences_take_their_own_lines_decision(made_up_env: Path):
+    """Sentences too short to route alone, on lines of different languages, each take the
+    decision of their own line (the lines are scored in the same batch as the sentences)."""
+    router = Router.installed()
+    rng = random.Random(5)
+    lines = [f"{sentence(lang, rng)} 1999! {sentence(lang, rng)}" for lang in ("aa", "cc", "dd", "cc", "zz")]
+    text = "\n".join(lines)
+    segments = router.route_sentences(text)
+    shorts = [seg for seg in segments if text[seg.start:seg.end].strip() == "1999!"]
+    assert len(shorts) == len(lines)
+    got = [(seg.decision.language, seg.decision.bundle, seg.decision.reason) for seg in shorts]
+    want = [(d.language, d.bundle, d.reason) for d in map(router.route, lines)]
+    assert got == want
+    assert got[0][1] == "tiny-aa" and got[4][:2] == (None, None)  # aa's line reaches aa's bundle, zz's nothing
+    assert len({g[0] for g in got}) >= 3  # each line decided on its own, not one decision for all
+
+
 def test_sentences_routed_together_decide_as_one_by_one(made_up_env: Path):
     router = Router.installed()
     rng = random.Random(4)
@@ -438,6 +455,16 @@ def test_batch_hashes_are_each_texts_hashes(texts):
         assert np.array_equal(mine, np.sort(text_hashes(t)))
         assert np.array_equal(mine, np.sort(gram_hashes(ngrams(t))))  # the very n-grams of the profiles
     assert all(np.all(np.diff(owners[a:b]) >= 0) for a, b in spans)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(TEXTS, max_size=6))
+def test_letter_runs_of_many_texts_are_each_texts_runs(texts):
+    """The router's batched letter runs (a table over code points) equal the per-text ones, for
+    any script, astral letters and NUL included."""
+    from edge_finer.langprofile import letter_runs, letter_runs_many
+
+    assert letter_runs_many(texts) == [letter_runs(t) for t in texts]
 
 
 @settings(max_examples=100, deadline=None)
