@@ -133,18 +133,43 @@ def word_batch(texts: Sequence[str], runs: Sequence[list[str]] | None = None) ->
     return gram_hashes(words), np.asarray(owners, dtype=np.int64)
 
 
+#: The inverse of ``_P`` modulo 2**64 (``_P`` is odd): lets :func:`gram_hashes` take every
+#: n-gram's polynomial hash from one prefix sum.
+_P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
+_POWERS: list[tuple[np.ndarray, np.ndarray]] = []  # (P**i, P_INV**i) for i < a length, grown on demand
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``P**i`` and ``P_INV**i`` modulo 2**64 for ``i < n`` (at least), computed once per size."""
+    if _POWERS and len(_POWERS[-1][0]) >= n:
+        return _POWERS[-1]
+    size = max(1024, 1 << (n - 1).bit_length())
+    with np.errstate(over="ignore"):
+        up, down = np.full(size, _P, dtype=np.uint64), np.full(size, _P_INV, dtype=np.uint64)
+        up[0] = down[0] = 1
+        up, down = np.cumprod(up, dtype=np.uint64), np.cumprod(down, dtype=np.uint64)
+    _POWERS.append((up, down))
+    return _POWERS[-1]
+
+
 def gram_hashes(grams: Sequence[str]) -> np.ndarray:
-    """Hashes of n-gram strings (the same function as :func:`text_hashes`), vectorised."""
+    """Hashes of n-gram strings (the same function as :func:`text_hashes`: ``h = h * P + c``
+    over the code points), vectorised.  A gram ``c[a:b]`` hashes to ``sum c_j P**(b-1-j)``,
+    which is ``P**(b-1) * (S[b-1] - S[a-1])`` with ``S`` the prefix sums of ``c_j P**-j``:
+    one pass over all the characters, where a loop over the longest gram's length cost a
+    word table's lookup more than the lookup itself."""
     if not grams:
         return np.zeros(0, dtype=np.uint64)
     lengths = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    ends = np.cumsum(lengths)
     c = np.frombuffer("".join(grams).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
-    h = c[starts].copy()
-    for k in range(1, int(lengths.max())):
-        more = lengths > k
-        h[more] = h[more] * _P + c[starts[more] + k]
-    return h
+    up, down = _powers(len(c))
+    with np.errstate(over="ignore"):
+        prefix = np.cumsum(c * down[:len(c)], dtype=np.uint64)
+        before = np.zeros(len(grams), dtype=np.uint64)
+        has_before = ends - lengths > 0
+        before[has_before] = prefix[(ends - lengths)[has_before] - 1]
+        return up[ends - 1] * (prefix[ends - 1] - before)
 
 
 @dataclass(frozen=True)

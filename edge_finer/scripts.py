@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import threading
 import unicodedata
 from collections import Counter
 from typing import Sequence
@@ -87,6 +88,32 @@ def expand(codes: list[str] | tuple[str, ...]) -> set[str]:
     return out
 
 
+#: Code point -> index into ``_SCRIPT_NAMES`` (0: no script), for the Basic Multilingual Plane,
+#: filled on first sight (``_UNSEEN``: not looked at yet).
+_UNSEEN = np.uint16(0xFFFF)
+_SCRIPT_IDS = np.full(0x10000, _UNSEEN, dtype=np.uint16)
+_SCRIPT_NAMES: list[str | None] = [None]
+_FILL = threading.Lock()  # two threads filling the table must not list one script twice
+
+
+def _script_ids(cps: np.ndarray) -> np.ndarray | None:
+    """The script index of each code point (None when one lies beyond the BMP: the caller
+    takes the general path)."""
+    if len(cps) and int(cps.max()) > 0xFFFF:
+        return None
+    ids = _SCRIPT_IDS[cps]
+    unseen = ids == _UNSEEN
+    if unseen.any():
+        with _FILL:
+            for cp in np.unique(cps[unseen]).tolist():
+                code = _script_cached(chr(cp))
+                if code not in _SCRIPT_NAMES:
+                    _SCRIPT_NAMES.append(code)
+                _SCRIPT_IDS[cp] = _SCRIPT_NAMES.index(code)
+        ids = _SCRIPT_IDS[cps]
+    return ids
+
+
 def span_tallies(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, str | None, int]]:
     """``(letters, dominant script, its letters)`` of each ``(start, end)`` span of ``text``:
     :func:`script_counts` for many sentences in one numpy pass (a Counter per sentence was a
@@ -96,13 +123,22 @@ def span_tallies(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int,
         return []
     lo, hi = spans[0][0], max(b for _, b in spans)
     cps = np.frombuffer(text[lo:hi].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    distinct, inverse = np.unique(cps, return_inverse=True)
-    codes = [_script_cached(chr(c)) for c in distinct.tolist()]
-    names = sorted({c for c in codes if c is not None})
+    ids = _script_ids(cps)
+    if ids is not None:  # a table lookup per character: no sort of the text's code points
+        present = np.flatnonzero(np.bincount(ids, minlength=1))
+        names = sorted(_SCRIPT_NAMES[k] for k in present.tolist() if _SCRIPT_NAMES[k] is not None)
+        column = np.full(len(_SCRIPT_NAMES), -1, dtype=np.int64)
+        for k, name in enumerate(names):
+            column[_SCRIPT_NAMES.index(name)] = k
+        sid = column[ids]
+    else:
+        distinct, inverse = np.unique(cps, return_inverse=True)
+        codes = [_script_cached(chr(c)) for c in distinct.tolist()]
+        names = sorted({c for c in codes if c is not None})
+        where = {name: k for k, name in enumerate(names)}
+        sid = np.array([where[c] if c is not None else -1 for c in codes], dtype=np.int64)[inverse.reshape(-1)]
     if not names:
         return [(0, None, 0)] * len(spans)
-    column = {name: k for k, name in enumerate(names)}
-    sid = np.array([column[c] if c is not None else -1 for c in codes], dtype=np.int64)[inverse.reshape(-1)]
     starts = np.array([a - lo for a, _ in spans], dtype=np.int64)
     ends = np.array([b - lo for _, b in spans], dtype=np.int64)
     counts = np.empty((len(spans), len(names)), dtype=np.int64)

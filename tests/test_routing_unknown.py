@@ -458,6 +458,22 @@ def test_batch_hashes_are_each_texts_hashes(texts):
 
 
 @settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=300), max_size=8))
+def test_gram_hashes_are_the_polynomial_hash_of_each_gram(grams):
+    """The vectorised hash (prefix sums of c·P⁻ʲ) is h = h·P + c over each gram's code points,
+    whatever the gram's length: the reference tables were hashed with that definition."""
+    from edge_finer.langrefs import _P
+
+    def polynomial(gram: str) -> int:
+        h = 0
+        for ch in gram:
+            h = (h * int(_P) + ord(ch)) % (1 << 64)
+        return h
+
+    assert gram_hashes(grams).tolist() == [polynomial(g) for g in grams]
+
+
+@settings(max_examples=150, deadline=None)
 @given(st.lists(TEXTS, max_size=6))
 def test_letter_runs_of_many_texts_are_each_texts_runs(texts):
     """The router's batched letter runs (a table over code points) equal the per-text ones, for
