@@ -136,7 +136,7 @@ def word_batch(texts: Sequence[str], runs: Sequence[list[str]] | None = None) ->
 #: The inverse of ``_P`` modulo 2**64 (``_P`` is odd): lets :func:`gram_hashes` take every
 #: n-gram's polynomial hash from one prefix sum.
 _P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
-_POWERS: list[tuple[np.ndarray, np.ndarray]] = []  # (P**i, P_INV**i) for i < a length, grown on demand
+_POWERS: list[tuple[np.ndarray, np.ndarray]] = []  # [(P**i, P_INV**i) for i < a length], grown on demand
 
 
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +148,7 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
         up, down = np.full(size, _P, dtype=np.uint64), np.full(size, _P_INV, dtype=np.uint64)
         up[0] = down[0] = 1
         up, down = np.cumprod(up, dtype=np.uint64), np.cumprod(down, dtype=np.uint64)
-    _POWERS.append((up, down))
+    _POWERS[:] = [(up, down)]  # the larger table serves every shorter batch too
     return _POWERS[-1]
 
 

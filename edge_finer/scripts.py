@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import bisect
 import functools
-import threading
 import unicodedata
 from collections import Counter
 from typing import Sequence
 
 import numpy as np
+
+from .codepoints import CodePointTable
 
 # (first, last, ISO 15924) Unicode blocks of the scripts of the languages we serve and their
 # neighbours.  Combining marks that belong to no script (U+0300 ...) are "inherited": skipped.
@@ -88,30 +89,21 @@ def expand(codes: list[str] | tuple[str, ...]) -> set[str]:
     return out
 
 
-#: Code point -> index into ``_SCRIPT_NAMES`` (0: no script), for the Basic Multilingual Plane,
-#: filled on first sight (``_UNSEEN``: not looked at yet).
-_UNSEEN = np.uint16(0xFFFF)
-_SCRIPT_IDS = np.full(0x10000, _UNSEEN, dtype=np.uint16)
+#: Scripts in the order :data:`_SCRIPT_IDS` first met them (index 0: no script).
 _SCRIPT_NAMES: list[str | None] = [None]
-_FILL = threading.Lock()  # two threads filling the table must not list one script twice
 
 
-def _script_ids(cps: np.ndarray) -> np.ndarray | None:
-    """The script index of each code point (None when one lies beyond the BMP: the caller
-    takes the general path)."""
-    if len(cps) and int(cps.max()) > 0xFFFF:
-        return None
-    ids = _SCRIPT_IDS[cps]
-    unseen = ids == _UNSEEN
-    if unseen.any():
-        with _FILL:
-            for cp in np.unique(cps[unseen]).tolist():
-                code = _script_cached(chr(cp))
-                if code not in _SCRIPT_NAMES:
-                    _SCRIPT_NAMES.append(code)
-                _SCRIPT_IDS[cp] = _SCRIPT_NAMES.index(code)
-        ids = _SCRIPT_IDS[cps]
-    return ids
+def _script_index(cp: int) -> int:
+    """The index of a code point's script in :data:`_SCRIPT_NAMES`, added on first sight (called
+    under the table's lock, so no script is listed twice)."""
+    code = _script_cached(chr(cp))
+    if code not in _SCRIPT_NAMES:
+        _SCRIPT_NAMES.append(code)
+    return _SCRIPT_NAMES.index(code)
+
+
+#: Code point -> index into :data:`_SCRIPT_NAMES`, for the Basic Multilingual Plane.
+_SCRIPT_IDS = CodePointTable(_script_index, dtype=np.uint16)
 
 
 def span_tallies(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, str | None, int]]:
@@ -123,7 +115,7 @@ def span_tallies(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int,
         return []
     lo, hi = spans[0][0], max(b for _, b in spans)
     cps = np.frombuffer(text[lo:hi].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    ids = _script_ids(cps)
+    ids = _SCRIPT_IDS.lookup(cps)
     if ids is not None:  # a table lookup per character: no sort of the text's code points
         present = np.flatnonzero(np.bincount(ids, minlength=1))
         names = sorted(_SCRIPT_NAMES[k] for k in present.tolist() if _SCRIPT_NAMES[k] is not None)
