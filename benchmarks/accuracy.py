@@ -31,6 +31,7 @@ Variants (``--variants``, comma-separated):
                          positions further apart, so the stack sees ±8 or ±6 subwords instead of
                          ±4 for the same work per token
   v3+lr1e3, v3+wd1       v3 with learning rate 1e-3 instead of 5e-4; with weight decay 0.1 instead of 0.01
+  v3+h384, v3+h512, v3+l6  v3 384 or 512 wide, or with six blocks: capacity (benchmarks/capacity.py)
   cnn+features+family    dropout 0.3; half the budget on the train splits of EVERY language of the
                          dataset's family (e.g. all 20 MasakhaNER 2.0 languages, one tokenizer), then
                          half on the target language alone
@@ -88,6 +89,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # training settings, against v3's (learning rate 5e-4, weight decay 0.01)
     "v3+lr1e3": {**_V3, "learning_rate": 1e-3},
     "v3+wd1": {**_V3, "weight_decay": 0.1},
+    # capacity: wider or deeper teachers (benchmarks/capacity.py, run where a GPU makes them cheap)
+    "v3+h384": {**_V3, "hidden": 384},
+    "v3+h512": {**_V3, "hidden": 512},
+    "v3+l6": {**_V3, "layers": 6},
 }
 #: Unlabelled text of each dataset's language elsewhere in ../shared/data (never the dataset's own
 #: dev split), for masked-word pretraining; the train split's own words are always included.
@@ -153,9 +158,11 @@ def char_model(cfg: Any, spec: Any, dim: int) -> Any:
     return CharFeatured()
 
 
-def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int = 0) -> dict[str, Any]:
+def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int = 0,
+          device: str = "cpu") -> dict[str, Any]:
     """Train ``variant`` on ``dataset`` for ``minutes`` (one thread) and score it on dev; with
-    ``steps`` > 0, for that many optimiser steps instead (equal work whatever else runs)."""
+    ``steps`` > 0, for that many optimiser steps instead (equal work whatever else runs, on
+    whatever ``device`` trains it)."""
     from edge_finer.features import FeatureSpec
     from quantize.data import read_annotated, to_model_words
     from quantize.encode import encode
@@ -246,7 +253,8 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
     model, facts = train_teacher(cfg, train_windows, sched, ids["pad_id"], seed, Reporter(None, 1),
                                  features=(spec, v.get("dim", 64)) if spec else None,
                                  word_dropout=v.get("word_dropout", 0.0), unk_id=tok.token_to_id("[UNK]"),
-                                 select=select, form_dropout=v.get("form_dropout", 0.0), pretrained=pretrained)
+                                 select=select, form_dropout=v.get("form_dropout", 0.0), pretrained=pretrained,
+                                 device=device)
     facts.update(mlm_facts)
     if family:  # then the target language alone, for the other half of the budget
         from quantize.train import fit
@@ -259,8 +267,19 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
     model.eval()
     f1 = scorer(model)
     return {"dataset": dataset, "variant": variant, "minutes": minutes, "threads": 1, "seed": seed,
-            "step_budget": steps,
+            "step_budget": steps, "device": str(device), "device_name": device_name(device),
             "dev_f1": round(f1, 4), "scorer": "quantize.selection.DevScorer", "parameters": count_parameters(model), **facts}
+
+
+def device_name(device: str) -> str:
+    """The accelerator a probe trained on, in words (the CPU's model name otherwise)."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    from benchmarks.shipped import machine
+
+    return machine()["cpu"]
 
 
 def budget_tag(minutes: float, steps: int = 0) -> str:
@@ -379,9 +398,12 @@ def main() -> None:
                          "--minutes gets its own column); run nothing (missing: –)")
     ap.add_argument("--probe", nargs=2, metavar=("DATASET", "VARIANT"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=13, help=argparse.SUPPRESS)
+    ap.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
-        result = probe(args.probe[0], args.probe[1], args.minutes, steps=args.steps)
+        result = probe(args.probe[0], args.probe[1], args.minutes, seed=args.seed, steps=args.steps,
+                       device=args.device)
         args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         return
     variants = args.variants.split(",")

@@ -114,7 +114,7 @@ class ConvTokenClassifier(nn.Module):
         """Each token's state after the last block: what the classifier reads, and what masked-word
         pretraining (:mod:`quantize.pretrain`) trains."""
         x = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
-        mask = (torch.ones(x.shape[:2], dtype=x.dtype) if attention_mask is None
+        mask = (torch.ones(x.shape[:2], dtype=x.dtype, device=x.device) if attention_mask is None
                 else attention_mask.to(x.dtype)).unsqueeze(-1)
         x = self.dropout(self.embed_norm(x))
         for block in self.blocks:

@@ -31,9 +31,9 @@ def teacher_logits(teacher: torch.nn.Module, windows: Sequence[Window], pad_id: 
     n_batches = (len(windows) + batch_size - 1) // batch_size
     with reporter.bar("teacher labels", n_batches) as bar:
         for idx, batch in batches(windows, batch_size, pad_id, rng=None):
-            logits = teacher(**forward_kwargs(teacher, batch)).logits
+            logits = teacher(**forward_kwargs(teacher, batch)).logits.float().cpu()
             for row, i in enumerate(idx):
-                out[i] = logits[row][batch["first"][row]].float().clone()
+                out[i] = logits[row][batch["first"][row]].clone()
             bar.advance(1)
     assert all(t is not None for t in out)
     return out  # type: ignore[return-value]
@@ -57,12 +57,12 @@ def distill(student: torch.nn.Module, windows: Sequence[Window], soft: Sequence[
         if form_dropout > 0 and unk_id is not None:
             batch = drop_forms(batch, form_dropout, unk_id, form_columns, gen)
         logits = m(**forward_kwargs(m, batch)).logits
-        first = batch["first"]
+        first = batch["first"].to(logits.device)
         s = logits[first]  # row-major: window by window, positions ascending, as `soft` was built
-        t = torch.cat([soft[i] for i in idx], dim=0)
+        t = torch.cat([soft[i] for i in idx], dim=0).to(logits.device)
         kd = F.kl_div(F.log_softmax(s / temperature, dim=-1), F.log_softmax(t / temperature, dim=-1),
                       reduction="batchmean", log_target=True) * temperature ** 2
-        gold = batch["labels"][first]
+        gold = batch["labels"].to(logits.device)[first]
         if alpha > 0 and bool((gold != IGNORE).any()):
             ce = F.cross_entropy(s, gold, ignore_index=IGNORE)
             return alpha * ce + (1 - alpha) * kd

@@ -108,8 +108,14 @@ def wrap(base: nn.Module, folder: Path) -> nn.Module:
 
 
 def forward_kwargs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model inputs of a collated batch (``word_features`` only for a featured model)."""
-    kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    if isinstance(model, FeaturedTokenClassifier):
-        kwargs["word_features"] = batch["word_features"]
-    return kwargs
+    """The model inputs of a collated batch (``word_features`` only for a featured model), on
+    the model's device: batches are built (and word-dropped) on the CPU, so that the same loop
+    trains a model moved to a GPU (``train_teacher(device=...)``)."""
+    names = ("input_ids", "attention_mask") + (("word_features",) if isinstance(model, FeaturedTokenClassifier) else ())
+    device = model_device(model)
+    return {k: batch[k].to(device) for k in names}
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s weights live (the CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))

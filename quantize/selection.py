@@ -43,7 +43,7 @@ class DevScorer:
         sums = [np.zeros((len(g), n), dtype=np.float32) for g in self.gold]
         counts = [np.zeros(len(g), dtype=np.float32) for g in self.gold]
         for idx, batch in batches(self.windows, self.batch_size, self.pad_id, None):
-            logp = torch.log_softmax(self.forward(model, batch).float(), -1).numpy()
+            logp = torch.log_softmax(self.forward(model, batch).float(), -1).cpu().numpy()
             first = batch["first"].numpy()
             for r, i in enumerate(idx):
                 w = self.windows[i]

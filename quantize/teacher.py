@@ -137,7 +137,7 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
                   reporter: Reporter, features: tuple[Any, int] | None = None, word_dropout: float = 0.0,
                   unk_id: int | None = None, select: Any = None,
                   form_dropout: float = 0.0, pretrained: torch.nn.Module | None = None,
-                  ) -> tuple[torch.nn.Module, dict[str, float]]:
+                  device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, float]]:
     """Train a randomly initialised token classifier on gold labels (cross-entropy).
 
     ``features`` = ``(FeatureSpec, dim)`` adds hashed word features to its input;
@@ -146,7 +146,8 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
     (:func:`~quantize.encode.drop_forms`);
     ``select`` (a :class:`~quantize.selection.BestCheckpoint`) keeps the best weights on dev;
     ``pretrained`` (a model of this config, e.g. from :mod:`quantize.pretrain`) is copied and
-    fine-tuned instead of a random initialisation."""
+    fine-tuned instead of a random initialisation; ``device``: where it trains (batches are
+    built on the CPU and moved there)."""
     from .encode import drop_forms, drop_words, form_columns
     from .featured import forward_kwargs
 
@@ -157,6 +158,7 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
         model = copy.deepcopy(pretrained)
     else:
         model = new_model(config, features)
+    model.to(device)
 
     gen = torch.Generator().manual_seed(seed)
     columns = form_columns(features[0].kinds) if features is not None else []
@@ -166,7 +168,8 @@ def train_teacher(config: Any, windows: list[Window], sched: Schedule, pad_id: i
             batch = drop_words(batch, word_dropout, unk_id, gen)
         if form_dropout > 0 and unk_id is not None:
             batch = drop_forms(batch, form_dropout, unk_id, columns, gen)
-        return m(**forward_kwargs(m, batch), labels=batch["labels"]).loss
+        kwargs = forward_kwargs(m, batch)
+        return m(**kwargs, labels=batch["labels"].to(kwargs["input_ids"].device)).loss
 
     facts = fit(model, windows, sched, pad_id, seed, loss_fn, reporter, "teacher", select)
     return model, facts

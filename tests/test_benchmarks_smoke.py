@@ -25,3 +25,22 @@ def test_perf_suite_runs_quick(tmp_path: Path):
     assert [r["kb"] for r in res["scaling"]] == [1, 10, 100]
     assert 0 < res["roofline"]["achieved_over_attainable"] < 1
     assert "## Roofline" in (tmp_path / "perf.md").read_text(encoding="utf-8")
+
+
+def test_capacity_report_groups_seeds_and_compares_with_v3(tmp_path: Path):
+    """The capacity table is written from cached probes (as fetched from a GPU machine)."""
+    from benchmarks.capacity import main, probe_path
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for variant, seed, f1 in (("v3", 13, 0.70), ("v3", 14, 0.72), ("v3+h384", 13, 0.74), ("v3+h384", 14, 0.74)):
+        probe = {"dataset": "il-ner/or", "variant": variant, "seed": seed, "step_budget": 100, "dev_f1": f1,
+                 "minutes": 1.0, "parameters": 4_800_000, "device_name": "test GPU",
+                 "selected_step": 60, "dev_f1_history": [[20, 0.5], [40, 0.6], [60, f1]]}
+        probe_path(work, "il-ner/or", variant, 100, seed).write_text(json.dumps(probe), encoding="utf-8")
+    main(["--report-only", "--datasets", "il-ner/or", "--variants", "v3,v3+h384", "--steps", "100",
+          "--work", str(work), "--results", str(tmp_path)])
+    md = (tmp_path / "capacity.md").read_text(encoding="utf-8")
+    assert "| il-ner/or | 100 | v3 | 4.8 M | 70.0 / 72.0 | 71.0 | 3 / 3 | 1.0 |" in md
+    assert "| il-ner/or | 100 | v3+h384 | 4.8 M | 74.0 / 74.0 | 74.0 (+3.0) |" in md
+    assert "Trained on: test GPU" in md

@@ -490,3 +490,49 @@ def test_ensemble_ceiling_scores_members_and_their_mean(cnn_build: dict):
     assert "| 0, 1 |" in report(result, "two seeds")
     with pytest.raises(SystemExit, match="numbered 0..1"):
         score_members(cnn_build["recipe"], [work], [[0, 2]])
+
+
+def test_training_feeds_each_batch_to_the_device_its_model_is_on():
+    """Batches are built on the CPU; the model may live elsewhere (a lent GPU for probes and
+    family teachers). The meta device stands in for one on every machine."""
+    from quantize.convnet import ConvTokenClassifier, make_conv_config
+    from quantize.encode import collate
+    from quantize.featured import FeaturedTokenClassifier, forward_kwargs, model_device
+
+    tok, ids, spec, windows = _text_windows()
+    batch = collate(windows[:4], ids["pad_id"])
+    cfg = make_conv_config(tok.get_vocab_size(), 2, 32, 3, ["O", "B-PER", "I-PER"], ids["pad_id"], 0.0)
+    featured = FeaturedTokenClassifier(ConvTokenClassifier(cfg), spec, 8)
+    assert set(forward_kwargs(featured, batch)) == {"input_ids", "attention_mask", "word_features"}
+    assert set(forward_kwargs(ConvTokenClassifier(cfg), batch)) == {"input_ids", "attention_mask"}
+    featured.to("meta")
+    assert model_device(featured).type == "meta"
+    kwargs = forward_kwargs(featured, batch)
+    assert {t.device.type for t in kwargs.values()} == {"meta"}
+    assert featured(**kwargs).logits.shape == (*batch["input_ids"].shape, 3)
+    assert batch["input_ids"].device.type == "cpu"  # the batch itself is left where it was built
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the meta-device test covers the moves)")
+def test_teacher_trains_and_is_scored_on_a_gpu():
+    from quantize.encode import encode
+    from quantize.progress import Reporter
+    from quantize.selection import DevScorer
+    from quantize.featured import forward_kwargs
+    from quantize.teacher import make_config, train_teacher
+    from quantize.train import Schedule
+
+    tok, ids, spec, _ = _text_windows()
+    sents = synthetic_sentences(60, seed=22)
+    labels = ["O"] + sorted({t for _, tags in sents for t in tags if t != "O"})
+    windows = encode(tok, [w for w, _ in sents], [t for _, t in sents], {lab: i for i, lab in enumerate(labels)},
+                     32, 8, ids["bos_id"], ids["eos_id"], features=spec)
+    cfg = make_config("cnn", tok.get_vocab_size(), 2, 32, 4, 64, labels, 32, ids, 0.0, 3, None)
+    sched = Schedule(epochs=3, max_steps=0, batch_size=16, learning_rate=3e-3, warmup=0.1, weight_decay=0.0,
+                     max_minutes=0)
+    model, facts = train_teacher(cfg, windows, sched, ids["pad_id"], 0, Reporter(None, 1), features=(spec, 8),
+                                 device="cuda")
+    assert next(model.parameters()).device.type == "cuda" and facts["steps"] > 0
+    scorer = DevScorer([w for w in windows], [t for _, t in sents], labels, ids["pad_id"],
+                       lambda m, b: m(**forward_kwargs(m, b)).logits)
+    assert 0.0 <= scorer(model.eval()) <= 1.0
