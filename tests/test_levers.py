@@ -395,6 +395,18 @@ def _text_windows(n: int = 120):
     return tok, ids, spec, windows
 
 
+def _tagged_windows():
+    """The synthetic tagged sentences as windows, with the tokenizer, word features and labels."""
+    from quantize.encode import encode
+
+    tok, ids, spec, _ = _text_windows()
+    sents = synthetic_sentences(60, seed=22)
+    labels = ["O"] + sorted({t for _, tags in sents for t in tags if t != "O"})
+    windows = encode(tok, [w for w, _ in sents], [t for _, t in sents], {lab: i for i, lab in enumerate(labels)},
+                     32, 8, ids["bos_id"], ids["eos_id"], features=spec)
+    return tok, ids, spec, sents, labels, windows
+
+
 def test_masked_word_pretraining_hides_whole_words_and_learns_to_predict_them():
     from quantize.convnet import ConvTokenClassifier, make_conv_config
     from quantize.encode import collate, word_mask
@@ -435,17 +447,12 @@ def test_masked_word_pretraining_hides_whole_words_and_learns_to_predict_them():
 
 def test_teacher_fine_tunes_a_copy_of_the_pretrained_encoder():
     from quantize.convnet import ConvTokenClassifier, make_conv_config
-    from quantize.encode import encode
     from quantize.featured import FeaturedTokenClassifier
     from quantize.progress import Reporter
     from quantize.teacher import train_teacher
     from quantize.train import Schedule
 
-    tok, ids, spec, _ = _text_windows()
-    sents = synthetic_sentences(60, seed=22)
-    labels = ["O"] + sorted({t for _, tags in sents for t in tags if t != "O"})
-    windows = encode(tok, [w for w, _ in sents], [t for _, t in sents], {lab: i for i, lab in enumerate(labels)},
-                     32, 8, ids["bos_id"], ids["eos_id"], features=spec)
+    tok, ids, spec, _, labels, windows = _tagged_windows()
     cfg = make_conv_config(tok.get_vocab_size(), 2, 32, 3, labels, ids["pad_id"], 0.0)
     torch.manual_seed(5)
     pre = FeaturedTokenClassifier(ConvTokenClassifier(cfg), spec, 8)
@@ -515,24 +522,19 @@ def test_training_feeds_each_batch_to_the_device_its_model_is_on():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the meta-device test covers the moves)")
 def test_teacher_trains_and_is_scored_on_a_gpu():
-    from quantize.encode import encode
+    from quantize.featured import forward_kwargs
     from quantize.progress import Reporter
     from quantize.selection import DevScorer
-    from quantize.featured import forward_kwargs
     from quantize.teacher import make_config, train_teacher
     from quantize.train import Schedule
 
-    tok, ids, spec, _ = _text_windows()
-    sents = synthetic_sentences(60, seed=22)
-    labels = ["O"] + sorted({t for _, tags in sents for t in tags if t != "O"})
-    windows = encode(tok, [w for w, _ in sents], [t for _, t in sents], {lab: i for i, lab in enumerate(labels)},
-                     32, 8, ids["bos_id"], ids["eos_id"], features=spec)
+    tok, ids, spec, sents, labels, windows = _tagged_windows()
     cfg = make_config("cnn", tok.get_vocab_size(), 2, 32, 4, 64, labels, 32, ids, 0.0, 3, None)
     sched = Schedule(epochs=3, max_steps=0, batch_size=16, learning_rate=3e-3, warmup=0.1, weight_decay=0.0,
                      max_minutes=0)
     model, facts = train_teacher(cfg, windows, sched, ids["pad_id"], 0, Reporter(None, 1), features=(spec, 8),
                                  device="cuda")
     assert next(model.parameters()).device.type == "cuda" and facts["steps"] > 0
-    scorer = DevScorer([w for w in windows], [t for _, t in sents], labels, ids["pad_id"],
+    scorer = DevScorer(windows, [t for _, t in sents], labels, ids["pad_id"],
                        lambda m, b: m(**forward_kwargs(m, b)).logits)
     assert 0.0 <= scorer(model.eval()) <= 1.0
