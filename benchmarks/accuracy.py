@@ -53,7 +53,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -287,6 +287,27 @@ def budget_tag(minutes: float, steps: int = 0) -> str:
     return f"s{steps}" if steps else f"{minutes:g}"
 
 
+def probe_processes(commands: list[tuple[list[str], Path]], jobs: int) -> Iterator[tuple[Path, int]]:
+    """Run each ``(command, output file)`` as a one-thread subprocess of the project, ``jobs`` at a
+    time, yielding each output file and exit code as its process ends (the caller decides what a
+    failure means). The caller's PYTHONPATH stays behind the project's (e.g. carried packages)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    todo, running = list(commands), []
+    while todo or running:
+        while todo and len(running) < jobs:
+            cmd, out = todo.pop(0)
+            running.append((subprocess.Popen(cmd, cwd=ROOT, env=env), out))
+            print(f"started {out.name}", flush=True)
+        time.sleep(2)
+        for proc, out in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, out))
+                if proc.returncode == 0:
+                    print(f"finished {out.name}", flush=True)
+                yield out, proc.returncode
+
+
 def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int, work: Path,
             steps: int = 0) -> list[dict]:
     """Every (dataset, variant) probe, ``jobs`` subprocesses at a time; cached results reused."""
@@ -296,23 +317,11 @@ def run_all(datasets: list[str], variants: list[str], minutes: float, jobs: int,
         for v in variants:
             out = work / f"{d.replace('/', '_')}__{v}__{budget_tag(minutes, steps)}.json"
             (done if out.is_file() else todo).append((d, v, out))
-    running: list[tuple[subprocess.Popen, Path]] = []
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    while todo or running:
-        while todo and len(running) < jobs:
-            d, v, out = todo.pop(0)
-            cmd = [sys.executable, "-m", "benchmarks.accuracy", "--probe", d, v, "--minutes", str(minutes),
-                   "--steps", str(steps),
-                   "--out", str(out)]
-            running.append((subprocess.Popen(cmd, cwd=ROOT, env=env), out))
-            print(f"started {d} {v}", flush=True)
-        time.sleep(2)
-        for proc, out in list(running):
-            if proc.poll() is not None:
-                running.remove((proc, out))
-                if proc.returncode != 0:
-                    raise SystemExit(f"probe {out.name} failed with exit code {proc.returncode}")
-                print(f"finished {out.name}", flush=True)
+    commands = [([sys.executable, "-m", "benchmarks.accuracy", "--probe", d, v, "--minutes", str(minutes),
+                  "--steps", str(steps), "--out", str(out)], out) for d, v, out in todo]
+    for out, code in probe_processes(commands, jobs):
+        if code != 0:
+            raise SystemExit(f"probe {out.name} failed with exit code {code}")
     return [load_probe(p) for d in datasets for v in variants
             for p in [work / f"{d.replace('/', '_')}__{v}__{budget_tag(minutes, steps)}.json"]]
 

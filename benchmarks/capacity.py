@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.accuracy import RESULTS, ROOT, VARIANTS
+from benchmarks.accuracy import RESULTS, ROOT, VARIANTS, probe_processes
 
 
 def probe_path(work: Path, dataset: str, variant: str, steps: int, seed: int) -> Path:
@@ -39,23 +36,10 @@ def probe_path(work: Path, dataset: str, variant: str, steps: int, seed: int) ->
 def run_probes(jobs_todo: list[tuple[str, str, int, int]], device: str, jobs: int, work: Path) -> None:
     """Each (dataset, variant, steps, seed) probe not yet in ``work``, ``jobs`` subprocesses at a time."""
     work.mkdir(parents=True, exist_ok=True)
-    todo = [job for job in jobs_todo if not probe_path(work, *job).is_file()]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    running: list[tuple[subprocess.Popen, str]] = []
-    failed: list[str] = []
-    while todo or running:
-        while todo and len(running) < jobs:
-            d, v, steps, s = todo.pop(0)
-            out = probe_path(work, d, v, steps, s)
-            cmd = [sys.executable, "-m", "benchmarks.accuracy", "--probe", d, v, "--steps", str(steps),
-                   "--seed", str(s), "--device", device, "--out", str(out)]
-            running.append((subprocess.Popen(cmd, cwd=ROOT, env=env), out.name))
-        time.sleep(1)
-        for proc, name in list(running):
-            if proc.poll() is not None:
-                running.remove((proc, name))
-                (failed.append(name) if proc.returncode else print(f"finished {name}", flush=True))
+    commands = [([sys.executable, "-m", "benchmarks.accuracy", "--probe", d, v, "--steps", str(steps),
+                  "--seed", str(s), "--device", device, "--out", str(out)], out)
+                for d, v, steps, s in jobs_todo for out in [probe_path(work, d, v, steps, s)] if not out.is_file()]
+    failed = [out.name for out, code in probe_processes(commands, jobs) if code != 0]
     if failed:  # the others are kept: a rerun only trains what is missing
         raise SystemExit(f"{len(failed)} probe(s) failed: {', '.join(failed)}")
 
