@@ -25,7 +25,8 @@ from edge_finer.catalogue import is_non_commercial
 from edge_finer.pretokenize import scheme as pretokenizer_scheme
 from edge_finer.version import __version__ as EDGE_FINER_VERSION
 
-from .data import (Sentence, check_types, drop_types, read_annotated, read_unlabelled, to_model_words, types_in)
+from .data import (Sentence, check_types, drop_types, read_annotated, read_unlabelled, read_unlabelled_tagged,
+                   to_model_words, types_in)
 from .errors import BuildError, DataError, RecipeError, TeacherError
 from .progress import Reporter
 from .recipe import Recipe, load_recipe
@@ -247,10 +248,14 @@ class Build:
             raise DataError(f"{r.resolve(r.data.train[0])}: no training sentences")
         if not evals:
             raise DataError(f"{r.resolve(r.data.eval)}: no evaluation sentences")
-        unlabelled: list[list[str]] = []
+        unlabelled: list[tuple[list[str], list[str] | None]] = []
+        mapping = r.data.unlabelled_types
         for p in r.data.unlabelled:
-            unlabelled += read_unlabelled(r.resolve(p), r.data.format, r.pretokenizer)
-        unlabelled = [ws for ws in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if ws]
+            if mapping:
+                unlabelled += read_unlabelled_tagged(r.resolve(p), mapping, r.data.format, r.pretokenizer)
+            else:
+                unlabelled += [(ws, None) for ws in read_unlabelled(r.resolve(p), r.data.format, r.pretokenizer)]
+        unlabelled = [row for row in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if row[0]]
         if teacher_labels:
             labels = list(teacher_labels)
         else:
@@ -259,10 +264,15 @@ class Build:
             labels = ["O"] + [f"{p}-{t}" for t in order for p in ("B", "I")]
         types = [lab[2:] for lab in labels if lab.startswith("B-")]
         types += [lab[2:] for lab in labels if lab.startswith("I-") and lab[2:] not in types]
+        if set(mapping.values()) - set(types):
+            raise DataError(f"{r.path}: data.unlabelled_types maps to {sorted(set(mapping.values()) - set(types))}, "
+                            f"not types the model learns ({', '.join(types)})")
         model_train = [to_model_words(s, r.pretokenizer) for s in train]
         write_jsonl(d / "train.jsonl", [{"words": s.tokens, "tags": s.tags} for s in model_train if s.tokens])
         write_jsonl(d / "eval.jsonl", [{"tokens": s.tokens, "tags": s.tags, "where": s.where()} for s in evals])
-        write_jsonl(d / "unlabelled.jsonl", [{"words": ws} for ws in unlabelled])
+        # "trusted": the file's own tags that self-training keeps (data.unlabelled_types), where given
+        write_jsonl(d / "unlabelled.jsonl", [{"words": ws} if trusted is None else {"words": ws, "trusted": trusted}
+                                             for ws, trusted in unlabelled])
         write_json(d / "labels.json", {"labels": labels, "types": types,
                                        "coarse": {t: coarse.get(t, t) for t in types}})
         stats = {"train_sentences": len(train), "eval_sentences": len(evals), "unlabelled_sentences": len(unlabelled),
@@ -354,9 +364,13 @@ class Build:
                          if len(sentences) > len(train) else ""))
         folders, member_facts = [], []
         scorer = self._dev_scorer(t, tok, ids, labels, spec)  # one encoding of the dev split for all members
+        self_trained: dict[str, Any] = {}
         for k in range(t.ensemble):  # members differ only by seed (initialisation and batch order)
             if t.ensemble > 1:
                 self.rep.note(f"ensemble member {k + 1} of {t.ensemble} (seed {r.seed + k})")
+            if k == 1 and t.self_training:
+                extra_windows, self_trained = self._self_training_windows(model, tok, ids, labels, spec)
+                windows = windows + extra_windows
             select = self._selector(t, scorer, len(windows), start_at_zero=False)
             model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed + k, self.rep,
                                          features=(spec, r.features.dim) if spec else None,
@@ -366,16 +380,48 @@ class Build:
             model.save_pretrained(str(folder), safe_serialization=True)
             save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
             folders.append(str(folder))
-            member_facts.append({"seed": r.seed + k, **facts})
+            member_facts.append({"seed": r.seed + k, "windows": len(windows), **facts})
         facts = member_facts[0] if t.ensemble == 1 else {**member_facts[0], "ensemble": member_facts}
         if len(sentences) > len(train):
             facts = {**facts, "swapped_mention_sentences": len(sentences) - len(train)}
+        if self_trained:
+            facts = {**facts, "self_training": self_trained}
         write_json(d / "teacher.json", {"folder": folders[0], "members": folders, "family": t.family, "labels": labels,
                                         "origin": "trained from scratch by this build"
                                                   + (f" (an ensemble of {t.ensemble}, different seeds)"
                                                      if t.ensemble > 1 else ""),
                                         "special": ids, "roles": SPECIALS[tok_family]["roles"],
                                         "parameters": count_parameters(model), "facts": facts})
+
+    def _self_training_windows(self, first: Any, tok: Any, ids: dict[str, int], labels: list[str],
+                               spec: Any) -> tuple[list[Any], dict[str, Any]]:
+        """The unlabelled text as training windows for the members after the first: tagged by the
+        first member, its own annotation trusted where the recipe maps it (:mod:`quantize.pseudo`)."""
+        from collections import Counter
+
+        from .encode import encode
+        from .featured import forward_kwargs
+        from .pseudo import entity_spans, merge
+        from .selection import predict_tags
+
+        r = self.r
+        rows = read_jsonl(self.work.path("data") / "unlabelled.jsonl")
+        words = [row["words"] for row in rows]
+        enc = lambda tags: encode(tok, words, tags, {lab: i for i, lab in enumerate(labels)} if tags else None,  # noqa: E731
+                                  r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
+        predicted = predict_tags(first, enc(None), [len(ws) for ws in words], labels, ids["pad_id"],
+                                 lambda m, b: m(**forward_kwargs(m, b)).logits)
+        trusted_types = set(r.data.unlabelled_types.values())
+        tags = [merge(p, row.get("trusted"), trusted_types) for p, row in zip(predicted, rows)]
+        entities = Counter(kind for ts in tags for _, _, kind in entity_spans(ts))
+        kept_from_source = sum(1 for row in rows if row.get("trusted")
+                               for _, _, kind in entity_spans(row["trusted"]))
+        facts = {"sentences": len(words), "entities": dict(sorted(entities.items())),
+                 "entities_from_the_source": kept_from_source,
+                 "entities_tagged_by_the_first_member": sum(entities.values()) - kept_from_source}
+        self.rep.note(f"self-training: {len(words)} unlabelled sentences, {sum(entities.values())} entities "
+                      f"({kept_from_source} from their own annotation, the rest tagged by member 1)")
+        return enc(tags), facts
 
     def _teacher(self) -> dict[str, Any]:
         return read_json(self.work.path("teacher") / "teacher.json")

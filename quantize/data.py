@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence, TextIO
+from typing import Iterable, Mapping, Sequence, TextIO
 
 from edge_finer.pretokenize import DEFAULT as DEFAULT_PRETOKENIZER, HAN, words as split_to_words, split_words
 
@@ -318,6 +318,22 @@ def read_unlabelled(path: Path, fmt: str = "auto", pretokenizer: str = DEFAULT_P
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     return out
+
+
+def read_unlabelled_tagged(path: Path, mapping: Mapping[str, str], fmt: str = "auto",
+                           pretokenizer: str = DEFAULT_PRETOKENIZER) -> list[tuple[list[str], list[str] | None]]:
+    """:func:`read_unlabelled`'s word lists, each with the tags teacher self-training trusts
+    (:func:`quantize.pseudo.trusted_tags`: the source's types in ``mapping`` turned into ours);
+    None for plain text, which carries no annotation."""
+    from .pseudo import trusted_tags
+
+    if path.is_file() and path.suffix.lower() in (".conll", ".jsonl", ".json", ".ndjson", ".tsv", ".iob", ".bio"):
+        out = []
+        for s in read_annotated(path, fmt, "auto", pretokenizer):
+            m = to_model_words(s, pretokenizer)
+            out.append((m.tokens, trusted_tags(m.tags, mapping)))
+        return out
+    return [(ws, None) for ws in read_unlabelled(path, fmt, pretokenizer)]
 
 
 def _open_text(path: Path) -> TextIO:

@@ -56,6 +56,8 @@ class Data:
     max_eval_sentences: int = 0
     unlabelled: list[str] = field(default_factory=list)  # .txt (a sentence per line), .conll, .jsonl
     max_unlabelled_sentences: int = 0
+    # the unlabelled files' own annotation that teacher self-training trusts: their type → ours
+    unlabelled_types: dict[str, str] = field(default_factory=dict)
     drop_types: list[str] = field(default_factory=list)  # stray annotation types turned into O
 
 
@@ -94,6 +96,7 @@ class Teacher:
     select_on_dev: bool = False  # keep the weights with the best F1 on data.eval (quantize.selection)
     select_every: float = 1.0  # epochs between two of those scorings
     ensemble: int = 1  # teachers trained here (seeds seed, seed+1, ...); the student learns their mean
+    self_training: bool = False  # members after the first also learn data.unlabelled as the first tags it
 
 
 @dataclass
@@ -368,6 +371,15 @@ def _check(r: Recipe) -> None:
     if r.teacher.ensemble > 1 and r.teacher.path:
         raise RecipeError(f"{where}: teacher.ensemble trains several teachers here; it cannot be used with "
                           "teacher.path")
+    if r.teacher.self_training and (r.teacher.ensemble < 2 or not r.data.unlabelled):
+        raise RecipeError(f"{where}: teacher.self_training needs teacher.ensemble ≥ 2 (the first member tags "
+                          "the text the others learn from) and data.unlabelled")
+    if r.data.unlabelled_types and not r.teacher.self_training:
+        raise RecipeError(f"{where}: data.unlabelled_types is read by teacher self-training only; set "
+                          "teacher.self_training = true")
+    if any(not isinstance(v, str) or not v for v in r.data.unlabelled_types.values()):
+        raise RecipeError(f"{where}: data.unlabelled_types maps a source type to one of the taxonomy's types "
+                          "(a non-empty string)")
     if not (r.teacher.select_every > 0 and r.student.select_every > 0):
         raise RecipeError(f"{where}: select_every must be > 0 (epochs between two dev scorings)")
     if not 0.0 <= r.student.alpha <= 1.0 or r.student.temperature <= 0:

@@ -31,33 +31,41 @@ class DevScorer:
                  batch_size: int = 64) -> None:
         self.windows, self.gold, self.labels = list(windows), [list(g) for g in gold], list(labels)
         self.pad_id, self.forward, self.batch_size = pad_id, forward, batch_size
-        self.scheme = LabelScheme.from_labels(labels)
 
-    @torch.no_grad()
     def __call__(self, model: torch.nn.Module) -> float:
         from .evaluate import score
 
-        was_training = model.training
-        model.eval()
-        n = len(self.labels)
-        sums = [np.zeros((len(g), n), dtype=np.float32) for g in self.gold]
-        counts = [np.zeros(len(g), dtype=np.float32) for g in self.gold]
-        for idx, batch in batches(self.windows, self.batch_size, self.pad_id, None):
-            logp = torch.log_softmax(self.forward(model, batch).float(), -1).cpu().numpy()
-            first = batch["first"].numpy()
-            for r, i in enumerate(idx):
-                w = self.windows[i]
-                rows = logp[r][first[r]]
-                words = w.first_word + np.arange(rows.shape[0])
-                keep = words < len(self.gold[w.sentence])
-                sums[w.sentence][words[keep]] += rows[keep]
-                counts[w.sentence][words[keep]] += 1
-        logps = [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts)]
-        paths = viterbi_batch(logps, self.scheme)
-        pred = [[self.labels[t] for t in p] for p in paths]
-        if was_training:
-            model.train()
+        pred = predict_tags(model, self.windows, [len(g) for g in self.gold], self.labels, self.pad_id,
+                            self.forward, self.batch_size)
         return float(score(self.gold, pred)["f1"])
+
+
+@torch.no_grad()
+def predict_tags(model: torch.nn.Module, windows: Sequence[Window], lengths: Sequence[int], labels: Sequence[str],
+                 pad_id: int, forward: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+                 batch_size: int = 64) -> list[list[str]]:
+    """Each sentence's IOB2 tags as the runtime would give them (see the module docstring);
+    ``lengths``: words per sentence, in the order :func:`~quantize.encode.encode` was given them."""
+    was_training = model.training
+    model.eval()
+    n = len(labels)
+    sums = [np.zeros((length, n), dtype=np.float32) for length in lengths]
+    counts = [np.zeros(length, dtype=np.float32) for length in lengths]
+    for idx, batch in batches(windows, batch_size, pad_id, None):
+        logp = torch.log_softmax(forward(model, batch).float(), -1).cpu().numpy()
+        first = batch["first"].numpy()
+        for r, i in enumerate(idx):
+            w = windows[i]
+            rows = logp[r][first[r]]
+            words = w.first_word + np.arange(rows.shape[0])
+            keep = words < lengths[w.sentence]
+            sums[w.sentence][words[keep]] += rows[keep]
+            counts[w.sentence][words[keep]] += 1
+    logps = [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts)]
+    paths = viterbi_batch(logps, LabelScheme.from_labels(labels))
+    if was_training:
+        model.train()
+    return [[labels[t] for t in p] for p in paths]
 
 
 class BestCheckpoint:

@@ -35,9 +35,16 @@ dim = 8
 def _cnn_recipe(d: Path, name: str = "test-cnn", extra: str = CNN_EXTRA) -> Path:
     train = write_conll(d / "train.conll", synthetic_sentences(300, seed=11))
     dev = write_conll(d / "dev.conll", synthetic_sentences(60, seed=12))
+    # text annotated with another taxonomy: its people and places are ours, its companies are not said
+    other = {"PER": "Politician", "LOC": "Settlement", "ORG": "Company"}
+    unlabelled = write_conll(d / "other.conll", [(toks, [t if t == "O" else t[:2] + other[t[2:]] for t in tags])
+                                                 for toks, tags in synthetic_sentences(80, seed=13)])
     text = recipe_text(name, train, dev, family="cnn", extra=extra)
     text = text.replace("[runtime]", "[runtime]\ncalibrate_threshold = true\ncalibrate_per_type = true")
-    text = text.replace("[teacher]\n", "[teacher]\nensemble = 2\nmention_replacement = 0.5\nform_dropout = 0.1\n")
+    text = text.replace("[teacher]\n", "[teacher]\nensemble = 2\nmention_replacement = 0.5\nform_dropout = 0.1\n"
+                                        "self_training = true\n")
+    text = text.replace("[data]\n", f"[data]\nunlabelled = ['{unlabelled}']\n"
+                                     "unlabelled_types = { Politician = 'PER', Settlement = 'LOC' }\n")
     text = text.replace("[student]\n", "[student]\nform_dropout = 0.1\n")
     text = text.replace("learning_rate = 3e-3\n",
                         "learning_rate = 3e-3\nword_dropout = 0.1\nselect_on_dev = true\nselect_every = 0.5\n")
@@ -92,6 +99,20 @@ def test_ensemble_teachers_are_trained_and_distilled_together(cnn_build: dict):
     members = m["teacher"]["training"]["ensemble"]
     assert [x["seed"] for x in members] == [seed, seed + 1] and all(x["steps"] > 0 for x in members)
     assert "ensemble of 2" in m["teacher"]["origin"]
+
+
+def test_members_after_the_first_learn_the_unlabelled_text_self_trained(cnn_build: dict):
+    """Member 2 also trains on the other corpus: its people and places as annotated there (mapped
+    by data.unlabelled_types), its companies (a type the map leaves out) as member 1 tags them."""
+    teacher = open_bundle(cnn_build["bundle"]).manifest["model"]["teacher"]["training"]
+    facts, (first, second) = teacher["self_training"], teacher["ensemble"]
+    spans = [t for line in (cnn_build["recipe"].parent / "other.conll").read_text(encoding="utf-8").splitlines()
+             if line for t in [line.split("\t")[1]] if t.startswith("B-")]
+    assert facts["sentences"] == 80
+    assert facts["entities_from_the_source"] == sum(t != "B-Company" for t in spans)
+    assert facts["entities"].get("ORG", 0) >= 0.8 * spans.count("B-Company")  # tagged by member 1
+    assert facts["entities_tagged_by_the_first_member"] >= facts["entities"].get("ORG", 0)
+    assert second["windows"] >= first["windows"] + 80  # the train split's windows and the other corpus's
 
 
 def test_teachers_train_on_sentences_with_swapped_mentions(cnn_build: dict):
