@@ -407,7 +407,8 @@ class Build:
         r = self.r
         rows = read_jsonl(self.work.path("data") / "unlabelled.jsonl")
         words = [row["words"] for row in rows]
-        enc = lambda tags: encode(tok, words, tags, {lab: i for i, lab in enumerate(labels)} if tags else None,  # noqa: E731
+        label2id = {lab: i for i, lab in enumerate(labels)}
+        enc = lambda tags: encode(tok, words, tags, label2id if tags is not None else None,  # noqa: E731
                                   r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
         predicted = predict_tags(first, enc(None), [len(ws) for ws in words], labels, ids["pad_id"],
                                  lambda m, b: m(**forward_kwargs(m, b)).logits)
