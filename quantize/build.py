@@ -401,7 +401,8 @@ class Build:
 
         from .encode import encode
         from .featured import forward_kwargs
-        from .pseudo import entity_spans, merge
+        from .augment import mentions_of
+        from .pseudo import merge
         from .selection import predict_tags
 
         r = self.r
@@ -414,9 +415,9 @@ class Build:
                                  lambda m, b: m(**forward_kwargs(m, b)).logits)
         trusted_types = set(r.data.unlabelled_types.values())
         tags = [merge(p, row.get("trusted"), trusted_types) for p, row in zip(predicted, rows)]
-        entities = Counter(kind for ts in tags for _, _, kind in entity_spans(ts))
+        entities = Counter(kind for ts in tags for _, _, kind in mentions_of(ts))
         kept_from_source = sum(1 for row in rows if row.get("trusted")
-                               for _, _, kind in entity_spans(row["trusted"]))
+                               for _, _, kind in mentions_of(row["trusted"]))
         facts = {"sentences": len(words), "entities": dict(sorted(entities.items())),
                  "entities_from_the_source": kept_from_source,
                  "entities_tagged_by_the_first_member": sum(entities.values()) - kept_from_source}

@@ -18,30 +18,15 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from .augment import mentions_of
+
 UNKNOWN = "?"
-
-
-def entity_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """``(start, end, type)`` of each entity of valid IOB2 tags (end exclusive); ``?`` is no entity."""
-    out: list[tuple[int, int, str]] = []
-    k = 0
-    while k < len(tags):
-        tag = tags[k]
-        if tag.startswith("B-"):
-            kind, end = tag[2:], k + 1
-            while end < len(tags) and tags[end] == "I-" + kind:
-                end += 1
-            out.append((k, end, kind))
-            k = end
-        else:
-            k += 1
-    return out
 
 
 def trusted_tags(tags: Sequence[str], mapping: Mapping[str, str]) -> list[str]:
     """A source's IOB2 tags in our taxonomy: mapped types kept, other entities :data:`UNKNOWN`."""
     out = ["O" if tag == "O" else UNKNOWN for tag in tags]
-    for start, end, kind in entity_spans(tags):
+    for start, end, kind in mentions_of(tags):
         target = mapping.get(kind)
         if target:
             out[start:end] = ["B-" + target] + ["I-" + target] * (end - start - 1)
@@ -59,12 +44,12 @@ def merge(predicted: Sequence[str], trusted: Sequence[str] | None, trusted_types
         return list(predicted)
     if len(trusted) != len(predicted):
         raise ValueError(f"{len(predicted)} predicted tags for {len(trusted)} trusted ones")
-    gold = entity_spans(trusted)
+    gold = mentions_of(trusted)
     covered = [False] * len(trusted)
     for start, end, _ in gold:
         covered[start:end] = [True] * (end - start)
     out = ["O"] * len(predicted)
-    for start, end, kind in entity_spans(predicted):
+    for start, end, kind in mentions_of(predicted):
         if any(covered[start:end]):
             continue
         if kind in trusted_types and all(t == "O" for t in trusted[start:end]):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from quantize.augment import mentions_of
 from quantize.data import read_unlabelled_tagged
 from quantize.errors import RecipeError
-from quantize.pseudo import UNKNOWN, entity_spans, merge, trusted_tags
+from quantize.pseudo import UNKNOWN, merge, trusted_tags
 from quantize.recipe import load_recipe
 from quantize_helpers import recipe_text, synthetic_sentences, write_conll
 
@@ -20,8 +21,8 @@ def test_trusted_tags_keep_mapped_types_and_mark_the_others_unknown() -> None:
     assert trusted_tags(source, MAP) == ["B-NEP", "I-NEP", "O", UNKNOWN, UNKNOWN, "B-NEL", "O"]
 
 
-def test_entity_spans_read_valid_iob2_and_skip_unknown() -> None:
-    assert entity_spans(["B-A", "I-A", "B-A", UNKNOWN, "O", "B-B"]) == [(0, 2, "A"), (2, 3, "A"), (5, 6, "B")]
+def test_mentions_skip_unknown_words() -> None:
+    assert mentions_of(["B-A", "I-A", "B-A", UNKNOWN, "O", "B-B"]) == [(0, 2, "A"), (2, 3, "A"), (5, 6, "B")]
 
 
 def test_a_source_span_wins_over_an_overlapping_prediction() -> None:
