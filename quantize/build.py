@@ -25,8 +25,8 @@ from edge_finer.catalogue import is_non_commercial
 from edge_finer.pretokenize import scheme as pretokenizer_scheme
 from edge_finer.version import __version__ as EDGE_FINER_VERSION
 
-from .data import (Sentence, check_types, drop_types, read_annotated, read_unlabelled, read_unlabelled_tagged,
-                   to_model_words, types_in)
+from .data import (Sentence, check_types, drop_types, read_annotated, read_unlabelled_tagged, to_model_words,
+                   types_in)
 from .errors import BuildError, DataError, RecipeError, TeacherError
 from .progress import Reporter
 from .recipe import Recipe, load_recipe
@@ -250,11 +250,8 @@ class Build:
             raise DataError(f"{r.resolve(r.data.eval)}: no evaluation sentences")
         unlabelled: list[tuple[list[str], list[str] | None]] = []
         mapping = r.data.unlabelled_types
-        for p in r.data.unlabelled:
-            if mapping:
-                unlabelled += read_unlabelled_tagged(r.resolve(p), mapping, r.data.format, r.pretokenizer)
-            else:
-                unlabelled += [(ws, None) for ws in read_unlabelled(r.resolve(p), r.data.format, r.pretokenizer)]
+        for p in r.data.unlabelled:  # words, and the file's own tags where the recipe maps them
+            unlabelled += read_unlabelled_tagged(r.resolve(p), mapping, r.data.format, r.pretokenizer)
         unlabelled = [row for row in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if row[0]]
         if teacher_labels:
             labels = list(teacher_labels)

@@ -301,12 +301,16 @@ def read_annotated(path: Path, fmt: str = "auto", scheme: str = "auto",
     return read_conll(path, scheme)
 
 
+#: File endings read as annotated data (their tokens are the words); anything else is plain text.
+ANNOTATED_SUFFIXES = (".conll", ".jsonl", ".json", ".ndjson", ".tsv", ".iob", ".bio")
+
+
 def read_unlabelled(path: Path, fmt: str = "auto", pretokenizer: str = DEFAULT_PRETOKENIZER) -> list[list[str]]:
     """Word lists of extra text for distillation: ``.txt`` a sentence per line, or the tokens
     of an annotated file (its tags ignored)."""
     if not path.is_file():
         raise DataError(f"{path}: unlabelled text file not found")
-    if path.suffix.lower() in (".conll", ".jsonl", ".json", ".ndjson", ".tsv", ".iob", ".bio"):
+    if path.suffix.lower() in ANNOTATED_SUFFIXES:
         return [to_model_words(s, pretokenizer).tokens for s in read_annotated(path, fmt, "auto", pretokenizer)]
     out = []
     try:
@@ -324,16 +328,13 @@ def read_unlabelled_tagged(path: Path, mapping: Mapping[str, str], fmt: str = "a
                            pretokenizer: str = DEFAULT_PRETOKENIZER) -> list[tuple[list[str], list[str] | None]]:
     """:func:`read_unlabelled`'s word lists, each with the tags teacher self-training trusts
     (:func:`quantize.pseudo.trusted_tags`: the source's types in ``mapping`` turned into ours);
-    None for plain text, which carries no annotation."""
+    None for plain text, which carries no annotation, and for every file when ``mapping`` is empty."""
     from .pseudo import trusted_tags
 
-    if path.is_file() and path.suffix.lower() in (".conll", ".jsonl", ".json", ".ndjson", ".tsv", ".iob", ".bio"):
-        out = []
-        for s in read_annotated(path, fmt, "auto", pretokenizer):
-            m = to_model_words(s, pretokenizer)
-            out.append((m.tokens, trusted_tags(m.tags, mapping)))
-        return out
-    return [(ws, None) for ws in read_unlabelled(path, fmt, pretokenizer)]
+    if not mapping or not path.is_file() or path.suffix.lower() not in ANNOTATED_SUFFIXES:
+        return [(ws, None) for ws in read_unlabelled(path, fmt, pretokenizer)]
+    return [(m.tokens, trusted_tags(m.tags, mapping))
+            for m in (to_model_words(s, pretokenizer) for s in read_annotated(path, fmt, "auto", pretokenizer))]
 
 
 def _open_text(path: Path) -> TextIO:

@@ -56,6 +56,8 @@ def test_annotated_files_carry_trusted_tags_and_text_files_none(tmp_path: Path) 
     # the runtime's words: "Delhi-Agra" is three words, the tags follow them
     assert rows == [(["Modi", "visited", "Delhi", "-", "Agra", "."],
                      ["B-NEP", "O", "B-NEL", "I-NEL", "I-NEL", "O"])]
+    # no mapping (every recipe without self-training): words only, as read_unlabelled gives them
+    assert read_unlabelled_tagged(conll, {}) == [(rows[0][0], None)]
     text = tmp_path / "plain.txt"
     text.write_text("Ravi went home .\n", encoding="utf-8")
     assert read_unlabelled_tagged(text, MAP) == [(["Ravi", "went", "home", "."], None)]
