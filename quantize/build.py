@@ -167,7 +167,9 @@ class Build:
             ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input]
              + ([r.pretokenizer] if r.pretokenizer != "words" else []), self.stage_data),
             ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input]
-             + ([r.features] if r.features.enabled else []), self.stage_teacher),
+             + ([r.features] if r.features.enabled else [])
+             + ([["word_members", r.teacher.word_members, r.teacher.word_max_minutes]]
+                if r.teacher.word_members else []), self.stage_teacher),
             ("trim", [r.trim], self.stage_trim),
             ("student", [r.student, r.runtime.max_length, r.runtime.stride, r.seed]
              + ([r.features] if r.features.enabled else []), self.stage_student),
@@ -379,16 +381,56 @@ class Build:
             folders.append(str(folder))
             member_facts.append({"seed": r.seed + k, "windows": len(windows), **facts})
         facts = member_facts[0] if t.ensemble == 1 else {**member_facts[0], "ensemble": member_facts}
+        word_folders, word_facts = self._train_word_members(d, train, labels)
+        if word_facts:
+            facts = {**facts, "word_members": word_facts}
         if len(sentences) > len(train):
             facts = {**facts, "swapped_mention_sentences": len(sentences) - len(train)}
         if self_trained:
             facts = {**facts, "self_training": self_trained}
-        write_json(d / "teacher.json", {"folder": folders[0], "members": folders, "family": t.family, "labels": labels,
+        write_json(d / "teacher.json", {"folder": folders[0], "members": folders, "word_members": word_folders,
+                                        "family": t.family, "labels": labels,
                                         "origin": "trained from scratch by this build"
                                                   + (f" (an ensemble of {t.ensemble}, different seeds)"
-                                                     if t.ensemble > 1 else ""),
+                                                     if t.ensemble > 1 else "")
+                                                  + (f" and {len(word_folders)} word-level member(s)"
+                                                     if word_folders else ""),
                                         "special": ids, "roles": SPECIALS[tok_family]["roles"],
                                         "parameters": count_parameters(model), "facts": facts})
+
+    def _train_word_members(self, d: Path, train: list[dict[str, Any]], labels: list[str],
+                            ) -> tuple[list[str], list[dict[str, Any]]]:
+        """``teacher.word_members`` word-level members (:mod:`quantize.wordtagger`), seeds after
+        the subword members'; chosen on the dev split like them when ``select_on_dev``."""
+        from .wordtagger import train_word_tagger
+
+        r, t = self.r, self.r.teacher
+        if not t.word_members:
+            return [], []
+        dev = None
+        if t.select_on_dev:
+            known = {lab[2:] for lab in labels if lab != "O"}
+            dev = [(e.tokens, e.tags) for e in self._eval_sentences(known) if e.tokens]
+        folders, facts = [], []
+        for k in range(t.word_members):
+            seed = r.seed + t.ensemble + k
+            self.rep.note(f"word-level member {k + 1} of {t.word_members} (seed {seed})")
+            model, fact = train_word_tagger([(row["words"], row["tags"]) for row in train], dev, labels, seed,
+                                            t.epochs, t.word_max_minutes or t.max_minutes, t.batch_size,
+                                            1e-3, min(t.dropout, 0.2), t.word_dropout, self.rep)
+            folder = d / f"word_{k}"
+            model.save(folder)
+            folders.append(str(folder))
+            facts.append({"seed": seed, **fact})
+        return folders, facts
+
+    def _eval_sentences(self, known: set[str]) -> list[Any]:
+        """The evaluation split on the model's word grid, tags of types the bundle lacks as O."""
+        from .data import Sentence, to_model_words
+
+        return [to_model_words(Sentence(row["tokens"], [tag if tag == "O" or tag[2:] in known else "O"
+                                                        for tag in row["tags"]]), self.r.pretokenizer)
+                for row in read_jsonl(self.work.path("data") / "eval.jsonl")]
 
     def _self_training_windows(self, first: Any, tok: Any, ids: dict[str, int], labels: list[str],
                                spec: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -430,16 +472,11 @@ class Build:
         when the recipe section asks for dev selection (``select_on_dev``); else None."""
         if not section.select_on_dev:
             return None
-        from .data import Sentence, to_model_words
         from .encode import encode
         from .featured import forward_kwargs
         from .selection import DevScorer
 
-        known = {lab[2:] for lab in labels if lab != "O"}
-        evals = [to_model_words(Sentence(row["tokens"], [t if t == "O" or t[2:] in known else "O" for t in row["tags"]]),
-                                self.r.pretokenizer)
-                 for row in read_jsonl(self.work.path("data") / "eval.jsonl")]
-        evals = [e for e in evals if e.tokens]
+        evals = [e for e in self._eval_sentences({lab[2:] for lab in labels if lab != "O"}) if e.tokens]
         windows = encode(tok, [e.tokens for e in evals], None, None, self.r.runtime.max_length,
                          self.r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
         return DevScorer(windows, [e.tags for e in evals], labels, ids["pad_id"],
@@ -541,7 +578,7 @@ class Build:
         self.rep.note(f"student {layers}×{hidden} ({shape}), {count_parameters(student):,} "
                       f"parameters, init {init_facts['init']}; teacher {count_parameters(teacher):,}")
         soft = teacher_logits(teacher, windows, ids["pad_id"], self.rep)
-        if len(info.get("members", [])) > 1:
+        if len(info.get("members", [])) > 1 or info.get("word_members"):
             soft = self._ensemble_targets(soft, info, [row["words"] for row in train] + extra)
         select = self._selector(s, self._dev_scorer(s, tok, ids, labels, spec), len(windows), start_at_zero=True)
         facts = distill(student, windows, soft, _schedule(s), ids["pad_id"], r.seed, s.temperature, s.alpha, self.rep,
@@ -553,7 +590,9 @@ class Build:
         save_hf_tokenizer(tok, out, info.get("roles") or {}, r.runtime.max_length)
         write_json(d / "student.json", {"folder": str(out), "special": ids, "init": init_facts,
                                         "distillation": {**facts, "temperature": s.temperature, "alpha": s.alpha,
-                                                         "windows": len(windows), "unlabelled_sentences": len(extra)},
+                                                         "windows": len(windows), "unlabelled_sentences": len(extra),
+                                                         "teachers": max(1, len(info.get("members", [])))
+                                                                     + len(info.get("word_members") or [])},
                                         "parameters": count_parameters(student),
                                         "teacher_parameters": count_parameters(teacher)})
 
@@ -580,7 +619,23 @@ class Build:
             if len(other) != len(logp) or any(a.shape != b.shape for a, b in zip(other, logp)):
                 raise BuildError(f"ensemble member {folder} does not line up with the trimmed teacher's windows")
             logp = [a + torch.log_softmax(b, -1) for a, b in zip(logp, other)]
-        n = len(info["members"])
+        if info.get("word_members"):
+            from .wordtagger import load_word_tagger, window_targets, word_log_probs
+
+            # the trimmed teacher's own windows (word indices included) say which word each row is
+            windows = encode(load_backend_tokenizer(Path(info["folder"])), sentences, None, None,
+                             r.runtime.max_length, r.runtime.stride, info["special"]["bos_id"],
+                             info["special"]["eos_id"])
+            for folder in info["word_members"]:
+                member = load_word_tagger(Path(folder))
+                if member.labels != info["labels"]:
+                    raise BuildError(f"word-level member {folder} has labels {member.labels}, not the teacher's")
+                self.rep.note(f"word-level member {Path(folder).name}: labels of {len(sentences)} sentences")
+                other = window_targets(word_log_probs(member, sentences), windows)
+                if len(other) != len(logp) or any(a.shape != b.shape for a, b in zip(other, logp)):
+                    raise BuildError(f"word-level member {folder} does not line up with the teacher's windows")
+                logp = [a + b for a, b in zip(logp, other)]
+        n = len(info["members"]) + len(info.get("word_members") or [])
         return [a / n for a in logp]
 
     def _student(self) -> dict[str, Any]:

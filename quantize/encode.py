@@ -33,6 +33,7 @@ class Window:
     feats: np.ndarray | None = None  # int64 [T, kinds]; the word's feature ids per token, 0 on bos/eos
     sentence: int = -1  # index of its sentence in the list given to :func:`encode`
     first_word: int = 0  # index (in that sentence) of the first word that STARTS in this window
+    words: np.ndarray | None = None  # int64 [n_first]; the sentence word index of each first subword
 
 
 def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None,
@@ -69,6 +70,7 @@ def encode(tok: Tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Se
                     first=np.concatenate(([False], w_first, [False])),
                     feats=None if tok_feats is None else np.pad(tok_feats[s:e], ((1, 1), (0, 0))),
                     sentence=lo + k, first_word=int(wids[s]) + (0 if first[s] else 1),
+                    words=wids[s:e][w_first],
                 ))
     return out
 

@@ -97,6 +97,11 @@ class Teacher:
     select_every: float = 1.0  # epochs between two of those scorings
     ensemble: int = 1  # teachers trained here (seeds seed, seed+1, ...); the student learns their mean
     self_training: bool = False  # members after the first also learn data.unlabelled as the first tags it
+    # Word-level members (quantize.wordtagger) added to the ensemble's mean, and each one's time
+    # cap (0 = max_minutes).  Out of the repr, which fingerprints the teacher stage: the build adds
+    # them to the fingerprint only when set, so work folders of earlier builds stay valid.
+    word_members: int = field(default=0, repr=False)
+    word_max_minutes: float = field(default=0.0, repr=False)
 
 
 @dataclass
@@ -371,6 +376,11 @@ def _check(r: Recipe) -> None:
     if r.teacher.ensemble > 1 and r.teacher.path:
         raise RecipeError(f"{where}: teacher.ensemble trains several teachers here; it cannot be used with "
                           "teacher.path")
+    if not 0 <= r.teacher.word_members <= 8:
+        raise RecipeError(f"{where}: teacher.word_members must be between 0 and 8")
+    if r.teacher.word_members and r.teacher.path:
+        raise RecipeError(f"{where}: teacher.word_members trains word-level members here; it cannot be used "
+                          "with teacher.path (a fine-tuned teacher is used as it is)")
     if r.teacher.self_training and (r.teacher.ensemble < 2 or not r.data.unlabelled):
         raise RecipeError(f"{where}: teacher.self_training needs teacher.ensemble ≥ 2 (the first member tags "
                           "the text the others learn from) and data.unlabelled")

@@ -42,7 +42,7 @@ def _cnn_recipe(d: Path, name: str = "test-cnn", extra: str = CNN_EXTRA) -> Path
     text = recipe_text(name, train, dev, family="cnn", extra=extra)
     text = text.replace("[runtime]", "[runtime]\ncalibrate_threshold = true\ncalibrate_per_type = true")
     text = text.replace("[teacher]\n", "[teacher]\nensemble = 2\nmention_replacement = 0.5\nform_dropout = 0.1\n"
-                                        "self_training = true\n")
+                                        "self_training = true\nword_members = 1\n")
     text = text.replace("[data]\n", f"[data]\nunlabelled = ['{unlabelled}']\n"
                                      "unlabelled_types = { Politician = 'PER', Settlement = 'LOC' }\n")
     text = text.replace("[student]\n", "[student]\nform_dropout = 0.1\n")
@@ -99,6 +99,42 @@ def test_ensemble_teachers_are_trained_and_distilled_together(cnn_build: dict):
     members = m["teacher"]["training"]["ensemble"]
     assert [x["seed"] for x in members] == [seed, seed + 1] and all(x["steps"] > 0 for x in members)
     assert "ensemble of 2" in m["teacher"]["origin"]
+
+
+def test_a_word_level_member_joins_the_ensemble_the_student_learns(cnn_build: dict):
+    manifest = open_bundle(cnn_build["bundle"]).manifest
+    m, seed = manifest["model"], manifest["recipe"]["seed"]
+    (word,) = m["teacher"]["training"]["word_members"]
+    assert word["seed"] == seed + 2 and word["steps"] > 0
+    assert word["dev_f1"] > 0.5 and 0 < word["kept_step"] <= word["steps"]  # chosen on dev like the others
+    assert "1 word-level member(s)" in m["teacher"]["origin"]
+    assert m["distillation"]["teachers"] == 3  # two subword members and the word-level one
+
+
+def test_word_member_targets_line_up_with_every_window_of_a_long_sentence():
+    """A sentence longer than a window is cut into overlapping windows; each window's rows must
+    be the member's rows for exactly the words that start in it, as the subword teachers' are."""
+    from quantize.encode import encode
+    from quantize.tokenizer_train import special_ids, train_tokenizer
+    from quantize.wordtagger import window_targets
+
+    sentences = [[f"w{i}" for i in range(40)], ["short", "one"]]
+    tok = train_tokenizer([" ".join(s).split() for s in sentences], "bert", 200, False)
+    ids = special_ids(tok, "bert")
+    windows = encode(tok, sentences, None, None, 16, 4, ids["bos_id"], ids["eos_id"])
+    assert sum(w.sentence == 0 for w in windows) > 2
+    logp = [torch.arange(len(s), dtype=torch.float32)[:, None].repeat(1, 3) for s in sentences]
+    for w, rows in zip(windows, window_targets(logp, windows)):
+        assert rows.shape == (int(w.first.sum()), 3)
+        assert rows[:, 0].tolist() == list(range(w.first_word, w.first_word + rows.shape[0]))
+
+
+def test_word_members_need_a_teacher_trained_here(tmp_path: Path):
+    path = _cnn_recipe(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("word_members = 1", "word_members = 9"), encoding="utf-8")
+    with pytest.raises(RecipeError, match="word_members must be between 0 and 8"):
+        load_recipe(path)
 
 
 def test_members_after_the_first_learn_the_unlabelled_text_self_trained(cnn_build: dict):
