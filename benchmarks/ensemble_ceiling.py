@@ -7,6 +7,7 @@ of each chosen group of members, with the pipeline's own dev scorer (word grid, 
 constrained Viterbi, seqeval strict IOB2).  Members come from the teacher stage of ``quantize
 build`` work folders (``WORK/teacher/teacher.json``); folders trained with one tokenizer can be
 mixed (it is checked), e.g. an ensemble build and a build whose teacher has other dilations.
+Word-level members (``teacher.word_members``) are numbered after every subword member.
 
     python -m benchmarks.ensemble_ceiling recipes/il-ner-hi.toml .build/il-ner-hi \\
         .build/il-ner-hi-dil1124 --remark "..." --groups 0,1,2 0,1,4 0,4 0,1,2,3 0,1,2,3,4
@@ -26,15 +27,19 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def score_members(recipe_path: Path, works: list[Path], groups: list[list[int]]) -> dict[str, Any]:
     """Dev F1 of every member of the ``works`` folders' teachers and of each group's mean."""
+    import numpy as np
     import torch
 
+    from edge_finer.decoding import LabelScheme, viterbi_batch
     from quantize.data import Sentence, to_model_words
     from quantize.encode import encode
+    from quantize.evaluate import score
     from quantize.featured import forward_kwargs
     from quantize.recipe import load_recipe
-    from quantize.selection import DevScorer
+    from quantize.selection import word_log_probs
     from quantize.teacher import load_model
     from quantize.tokenizer_train import load_backend_tokenizer
+    from quantize.wordtagger import load_word_tagger, word_log_probs as word_tagger_log_probs
     from quantize.workdir import read_jsonl
 
     torch.set_num_threads(1)
@@ -46,6 +51,8 @@ def score_members(recipe_path: Path, works: list[Path], groups: list[list[int]])
         if load_backend_tokenizer(Path(info["folder"])).get_vocab() != tok.get_vocab():
             raise SystemExit(f"{work}: its teachers use another tokenizer; members must share one")
         paths += [(work, Path(m)) for m in info["members"]]
+    # word-level members (teacher.word_members) are numbered after every subword member
+    word_paths = [(work, Path(m)) for work, info in zip(works, infos) for m in info.get("word_members") or []]
     members = [load_model(p) for _, p in paths]
     labels, special = infos[0]["labels"], infos[0]["special"]
     known = {lab[2:] for lab in labels if lab != "O"}
@@ -60,27 +67,27 @@ def score_members(recipe_path: Path, works: list[Path], groups: list[list[int]])
     def logits(m: Any, b: dict) -> Any:
         return m(**forward_kwargs(m, b)).logits
 
-    class Mean(torch.nn.Module):
-        """The members' mean log-probabilities: what the student is distilled on."""
+    # every member's word log-probabilities on dev, once; a group's mean is what a student
+    # distilled from that group learns (the build averages log-probabilities the same way)
+    lengths = [len(s.tokens) for s in dev]
+    logps = [word_log_probs(m, windows, lengths, len(labels), special["pad_id"], logits) for m in members]
+    for work, folder in word_paths:
+        logps.append([lp.numpy() for lp in word_tagger_log_probs(load_word_tagger(folder), [s.tokens for s in dev])])
+        paths.append((work, folder))
+    scheme = LabelScheme.from_labels(labels)
 
-        def __init__(self, ms: list[Any]) -> None:
-            super().__init__()
-            self.ms = torch.nn.ModuleList(ms)
+    def f1(rows: list[list[np.ndarray]]) -> float:
+        mean = [np.mean(per_sentence, axis=0) for per_sentence in zip(*rows)]
+        return float(score(gold, [[labels[t] for t in p] for p in viterbi_batch(mean, scheme)])["f1"])
 
-    def mean_logp(model: Mean, b: dict) -> Any:
-        return torch.stack([torch.log_softmax(logits(m, b).float(), -1) for m in model.ms]).mean(0)
-
-    one = DevScorer(windows, gold, labels, special["pad_id"], logits)
-    rows = [{"member": i, "work": str(w), "folder": str(p), "dev_f1": round(one(m), 4)}
-            for i, ((w, p), m) in enumerate(zip(paths, members))]
-    means = DevScorer(windows, gold, labels, special["pad_id"], mean_logp)
+    rows = [{"member": i, "work": str(w), "folder": str(p), "dev_f1": round(f1([lp]), 4)}
+            for i, ((w, p), lp) in enumerate(zip(paths, logps))]
     out = []
     for group in groups:
-        if any(not 0 <= i < len(members) for i in group):
-            raise SystemExit(f"group {group}: members are numbered 0..{len(members) - 1}")
+        if any(not 0 <= i < len(logps) for i in group):
+            raise SystemExit(f"group {group}: members are numbered 0..{len(logps) - 1}")
         best = max(rows[i]["dev_f1"] for i in group)
-        f1 = means(Mean([members[i] for i in group]))
-        out.append({"members": group, "dev_f1": round(f1, 4), "best_member": best})
+        out.append({"members": group, "dev_f1": round(f1([logps[i] for i in group]), 4), "best_member": best})
     from benchmarks.shipped import cpu_flags
 
     return {"recipe": str(recipe_path), "dev_sentences": len(dev), "members": rows, "groups": out,

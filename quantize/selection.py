@@ -46,9 +46,19 @@ def predict_tags(model: torch.nn.Module, windows: Sequence[Window], lengths: Seq
                  batch_size: int = 64) -> list[list[str]]:
     """Each sentence's IOB2 tags as the runtime would give them (see the module docstring);
     ``lengths``: words per sentence, in the order :func:`~quantize.encode.encode` was given them."""
+    logps = word_log_probs(model, windows, lengths, len(labels), pad_id, forward, batch_size)
+    paths = viterbi_batch(logps, LabelScheme.from_labels(labels))
+    return [[labels[t] for t in p] for p in paths]
+
+
+@torch.no_grad()
+def word_log_probs(model: torch.nn.Module, windows: Sequence[Window], lengths: Sequence[int], n: int,
+                   pad_id: int, forward: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+                   batch_size: int = 64) -> list[np.ndarray]:
+    """Each sentence's ``(words, labels)`` log-probabilities: each word's first subword, averaged
+    over the windows that hold it (what :func:`predict_tags` decodes)."""
     was_training = model.training
     model.eval()
-    n = len(labels)
     sums = [np.zeros((length, n), dtype=np.float32) for length in lengths]
     counts = [np.zeros(length, dtype=np.float32) for length in lengths]
     for idx, batch in batches(windows, batch_size, pad_id, None):
@@ -61,11 +71,9 @@ def predict_tags(model: torch.nn.Module, windows: Sequence[Window], lengths: Seq
             keep = words < lengths[w.sentence]
             sums[w.sentence][words[keep]] += rows[keep]
             counts[w.sentence][words[keep]] += 1
-    logps = [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts)]
-    paths = viterbi_batch(logps, LabelScheme.from_labels(labels))
     if was_training:
         model.train()
-    return [[labels[t] for t in p] for p in paths]
+    return [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts)]
 
 
 class BestCheckpoint:

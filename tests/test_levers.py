@@ -545,15 +545,18 @@ def test_ensemble_ceiling_scores_members_and_their_mean(cnn_build: dict):
     from benchmarks.ensemble_ceiling import report, score_members
 
     work = cnn_build["recipe"].parent / "work"
-    result = score_members(cnn_build["recipe"], [work], [[0], [1], [0, 1]])
+    result = score_members(cnn_build["recipe"], [work], [[0], [1], [2], [0, 1, 2]])
     members, groups = result["members"], result["groups"]
-    assert [m["member"] for m in members] == [0, 1] and all(0.0 <= m["dev_f1"] <= 1.0 for m in members)
+    assert [m["member"] for m in members] == [0, 1, 2] and all(0.0 <= m["dev_f1"] <= 1.0 for m in members)
     # the mean of one member is that member: the mean scorer and the single scorer agree
-    assert [g["dev_f1"] for g in groups[:2]] == [m["dev_f1"] for m in members]
-    assert groups[2]["best_member"] == max(m["dev_f1"] for m in members)
-    assert "| 0, 1 |" in report(result, "two seeds")
-    with pytest.raises(SystemExit, match="numbered 0..1"):
-        score_members(cnn_build["recipe"], [work], [[0, 2]])
+    assert [g["dev_f1"] for g in groups[:3]] == [m["dev_f1"] for m in members]
+    assert groups[3]["best_member"] == max(m["dev_f1"] for m in members)
+    # the word-level member comes after the subword ones, scored as its build scored it
+    (word,) = open_bundle(cnn_build["bundle"]).manifest["model"]["teacher"]["training"]["word_members"]
+    assert Path(members[2]["folder"]).name == "word_0" and members[2]["dev_f1"] == word["dev_f1"]
+    assert "| 0, 1, 2 |" in report(result, "two seeds and a word member")
+    with pytest.raises(SystemExit, match="numbered 0..2"):
+        score_members(cnn_build["recipe"], [work], [[0, 3]])
 
 
 def test_training_feeds_each_batch_to_the_device_its_model_is_on():
