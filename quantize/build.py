@@ -417,7 +417,7 @@ class Build:
             self.rep.note(f"word-level member {k + 1} of {t.word_members} (seed {seed})")
             model, fact = train_word_tagger([(row["words"], row["tags"]) for row in train], dev, labels, seed,
                                             t.epochs, t.word_max_minutes or t.max_minutes, t.batch_size,
-                                            1e-3, min(t.dropout, 0.2), t.word_dropout, self.rep)
+                                            t.dropout, t.word_dropout, self.rep)
             folder = d / f"word_{k}"
             model.save(folder)
             folders.append(str(folder))
@@ -622,7 +622,8 @@ class Build:
         if info.get("word_members"):
             from .wordtagger import load_word_tagger, window_targets, word_log_probs
 
-            # the trimmed teacher's own windows (word indices included) say which word each row is
+            # one encoding of all sentences, as the subword members' above (so sentence indices run
+            # over the train split and the unlabelled text together): each window names its words
             windows = encode(load_backend_tokenizer(Path(info["folder"])), sentences, None, None,
                              r.runtime.max_length, r.runtime.stride, info["special"]["bos_id"],
                              info["special"]["eos_id"])

@@ -378,6 +378,8 @@ def _check(r: Recipe) -> None:
                           "teacher.path")
     if not 0 <= r.teacher.word_members <= 8:
         raise RecipeError(f"{where}: teacher.word_members must be between 0 and 8")
+    if r.teacher.word_max_minutes < 0:
+        raise RecipeError(f"{where}: teacher.word_max_minutes must be 0 (max_minutes) or more")
     if r.teacher.word_members and r.teacher.path:
         raise RecipeError(f"{where}: teacher.word_members trains word-level members here; it cannot be used "
                           "with teacher.path (a fine-tuned teacher is used as it is)")

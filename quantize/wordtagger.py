@@ -36,8 +36,12 @@ MODEL_TYPE = "edge-finer-word-tagger"
 BUCKETS = 65_536
 FEATURE_DIM = 48
 HASH_SEED = 0
-#: Words per optimiser step are bounded by sentences per batch; scoring dev every epoch.
+#: Sentences per forward pass when labelling (no gradients).
 EVAL_BATCH = 128
+#: The member's own learning rate and dropout ceiling, not the subword teachers': the IL-NER Hindi
+#: probe that chose this shape (benchmarks/results/accuracy.md, fifteenth round) trained with them.
+LEARNING_RATE = 1e-3
+MAX_DROPOUT = 0.2
 
 Sentence = tuple[Sequence[str], Sequence[str]]
 
@@ -137,8 +141,8 @@ def dev_f1(model: WordTagger, dev: Sequence[Sentence]) -> float:
 
 
 def train_word_tagger(train: Sequence[Sentence], dev: Sequence[Sentence] | None, labels: Sequence[str], seed: int,
-                      epochs: float, max_minutes: float, batch_size: int, learning_rate: float, dropout: float,
-                      word_dropout: float, reporter: Reporter) -> tuple[WordTagger, dict[str, Any]]:
+                      epochs: float, max_minutes: float, batch_size: int, dropout: float, word_dropout: float,
+                      reporter: Reporter) -> tuple[WordTagger, dict[str, Any]]:
     """Train one member; with ``dev`` it is scored after every epoch and its best weights kept
     (as the subword members are).  ``word_dropout`` hides a word's whole form feature (its other
     features stay), so the member also learns to read affixes and context."""
@@ -146,11 +150,11 @@ def train_word_tagger(train: Sequence[Sentence], dev: Sequence[Sentence] | None,
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model = WordTagger(labels, dropout=dropout)
+    model = WordTagger(labels, dropout=min(dropout, MAX_DROPOUT))
     index = {lab: i for i, lab in enumerate(labels)}
     rows = [(_encode(w, model.spec), torch.tensor([index.get(t, index["O"]) for t in tags], dtype=torch.long))
             for w, tags in train if len(w)]
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
     started, step, epoch = time.monotonic(), 0, 0
     best: tuple[float, dict[str, torch.Tensor] | None, int] = (-1.0, None, 0)
     out_of_time = False
@@ -166,7 +170,7 @@ def train_word_tagger(train: Sequence[Sentence], dev: Sequence[Sentence] | None,
             for i, (_, g) in enumerate(part):
                 gold[i, :len(g)] = g
             if word_dropout > 0:
-                hide = (torch.rand(mask.shape, generator=None) < word_dropout) & mask
+                hide = (torch.rand(mask.shape) < word_dropout) & mask
                 ids[..., 0] = torch.where(hide, torch.zeros_like(ids[..., 0]), ids[..., 0])
             loss = F.cross_entropy(model(ids, mask).reshape(-1, len(labels)), gold.reshape(-1), ignore_index=-100)
             opt.zero_grad()
