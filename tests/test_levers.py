@@ -129,11 +129,14 @@ def test_word_member_targets_line_up_with_every_window_of_a_long_sentence():
         assert rows[:, 0].tolist() == list(range(w.first_word, w.first_word + rows.shape[0]))
 
 
-def test_word_members_need_a_teacher_trained_here(tmp_path: Path):
+def test_word_member_settings_are_checked(tmp_path: Path):
     path = _cnn_recipe(tmp_path)
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("word_members = 1", "word_members = 9"), encoding="utf-8")
     with pytest.raises(RecipeError, match="word_members must be between 0 and 8"):
+        load_recipe(path)
+    path.write_text(text.replace("word_members = 1", "word_members = 1\nword_max_minutes = -1"), encoding="utf-8")
+    with pytest.raises(RecipeError, match="word_max_minutes must be 0"):
         load_recipe(path)
 
 
