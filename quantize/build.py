@@ -608,25 +608,21 @@ class Build:
         from .teacher import load_model
         from .tokenizer_train import load_backend_tokenizer
 
-        r = self.r
+        r, ids = self.r, info["special"]
         logp = [torch.log_softmax(t, -1) for t in soft]
+        # One encoding of all sentences for every member: they were trained with one tokenizer and
+        # one feature spec (sentence indices run over the train split and the unlabelled text
+        # together, and each window names its words, which the word-level members need).
+        windows = encode(load_backend_tokenizer(Path(info["folder"])), sentences, None, None, r.runtime.max_length,
+                         r.runtime.stride, ids["bos_id"], ids["eos_id"], features=r.feature_spec())
         for folder in info["members"][1:]:
-            member = load_model(Path(folder))
-            tok, ids = load_backend_tokenizer(Path(folder)), info["special"]
-            windows = encode(tok, sentences, None, None, r.runtime.max_length, r.runtime.stride, ids["bos_id"],
-                             ids["eos_id"], features=getattr(member, "spec", None))
-            other = teacher_logits(member, windows, ids["pad_id"], self.rep)
+            other = teacher_logits(load_model(Path(folder)), windows, ids["pad_id"], self.rep)
             if len(other) != len(logp) or any(a.shape != b.shape for a, b in zip(other, logp)):
                 raise BuildError(f"ensemble member {folder} does not line up with the trimmed teacher's windows")
             logp = [a + torch.log_softmax(b, -1) for a, b in zip(logp, other)]
         if info.get("word_members"):
             from .wordtagger import load_word_tagger, window_targets, word_log_probs
 
-            # one encoding of all sentences, as the subword members' above (so sentence indices run
-            # over the train split and the unlabelled text together): each window names its words
-            windows = encode(load_backend_tokenizer(Path(info["folder"])), sentences, None, None,
-                             r.runtime.max_length, r.runtime.stride, info["special"]["bos_id"],
-                             info["special"]["eos_id"])
             for folder in info["word_members"]:
                 member = load_word_tagger(Path(folder))
                 if member.labels != info["labels"]:

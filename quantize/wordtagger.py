@@ -96,8 +96,7 @@ def load_word_tagger(folder: Path) -> WordTagger:
 
 
 def _encode(words: Sequence[str], spec: FeatureSpec) -> torch.Tensor:
-    return torch.from_numpy(word_feature_ids(list(words), spec)) if words else torch.zeros((0, len(spec.kinds)),
-                                                                                          dtype=torch.long)
+    return torch.from_numpy(word_feature_ids(list(words), spec))  # (0, kinds) for no words
 
 
 def _pad(rows: Sequence[torch.Tensor], kinds: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,8 +127,7 @@ def word_log_probs(model: WordTagger, sentences: Sequence[Sequence[str]]) -> lis
 
 def dev_f1(model: WordTagger, dev: Sequence[Sentence]) -> float:
     """Entity F1 (seqeval strict IOB2) with the runtime's constrained Viterbi, as builds score."""
-    from seqeval.metrics import f1_score
-    from seqeval.scheme import IOB2
+    from .evaluate import score
 
     scheme = LabelScheme.from_labels(model.labels)
     logps = [lp.numpy() for lp in word_log_probs(model, [w for w, _ in dev])]
@@ -137,7 +135,7 @@ def dev_f1(model: WordTagger, dev: Sequence[Sentence]) -> float:
     pred: list[list[str]] = [["O"] * len(dev[k][0]) for k in range(len(dev))]
     for k, tags in zip(live, viterbi_batch([logps[k] for k in live], scheme)):
         pred[k] = [model.labels[int(t)] for t in tags]
-    return float(f1_score([list(t) for _, t in dev], pred, mode="strict", scheme=IOB2, zero_division=0))
+    return float(score([list(t) for _, t in dev], pred)["f1"])
 
 
 def train_word_tagger(train: Sequence[Sentence], dev: Sequence[Sentence] | None, labels: Sequence[str], seed: int,
