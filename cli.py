@@ -1117,6 +1117,10 @@ def build(
     work: Optional[Path] = typer.Option(None, "--work", help="Work folder for intermediate artefacts."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder to write the bundle into."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished stages in the work folder."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", min=0, max=64,
+                                       help="Processes that train the teacher's ensemble members at once, each "
+                                            "with the recipe's threads; 0 = the idle cores [default: the "
+                                            "recipe's jobs, else 1]."),
 ) -> None:
     """Build a bundle from a recipe (needs the 'build' extra)."""
     from quantize import require_build_dependencies
@@ -1124,7 +1128,7 @@ def build(
     require_build_dependencies()
     from quantize.build import run_recipe
 
-    path = run_recipe(recipe, work_dir=work, out_dir=out, resume=resume)
+    path = run_recipe(recipe, work_dir=work, out_dir=out, resume=resume, jobs=jobs)
     typer.echo(f"bundle written to {path}")
 
 

@@ -1,4 +1,4 @@
-"""``python -m quantize build RECIPE.toml [--work DIR] [--out DIR] [--resume | --no-resume]``,
+"""``python -m quantize build RECIPE.toml [--work DIR] [--out DIR] [--resume | --no-resume] [--jobs N]``,
 ``python -m quantize profile RECIPE.toml [--bundle DIR]`` and
 ``python -m quantize calibrate RECIPE.toml [--bundle DIR] [--global-only]``.
 
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder the bundle folder is written into (default: the recipe's output, else bundles/)")
     b.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="reuse finished stages whose inputs are unchanged (default); --no-resume starts over")
+    b.add_argument("--jobs", type=int, default=None,
+                   help="processes that train the teacher's members at once, each with the recipe's threads "
+                        "(default: the recipe's jobs, else 1; 0 = the idle cores)")
     pr = sub.add_parser("profile", help="recompute a built bundle's language profile (for routing) from its "
                                       "recipe's training data, without retraining")
     pr.add_argument("recipe", type=Path, help="recipe TOML file the bundle was built from")
@@ -52,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .build import run_recipe
 
-            path = run_recipe(args.recipe, work_dir=args.work, out_dir=args.out, resume=args.resume)
+            path = run_recipe(args.recipe, work_dir=args.work, out_dir=args.out, resume=args.resume,
+                              jobs=args.jobs)
     except EdgeFinerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ alone.  :func:`run_recipe` is what ``python -m quantize build`` and ``edge-finer
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
+from rich.markup import escape
 
 from edge_finer.bundle import write_bundle
 from edge_finer.langprofile import ORDERS, PROFILE_FILE, PROFILE_VERSION, TOP_NGRAMS
@@ -28,6 +30,7 @@ from edge_finer.version import __version__ as EDGE_FINER_VERSION
 from .data import (Sentence, check_types, drop_types, read_annotated, read_unlabelled_tagged, to_model_words,
                    types_in)
 from .errors import BuildError, DataError, RecipeError, TeacherError
+from .members import MemberJob, run_in_workers, worker_count, worker_output
 from .progress import Reporter
 from .recipe import Recipe, load_recipe
 from .workdir import (WorkDir, file_stamp, fingerprint, folder_size, folder_stamp, read_json, read_jsonl,
@@ -39,14 +42,19 @@ PIPELINE_VERSION = 1
 
 
 def run_recipe(recipe_path: Path, work_dir: Path | None = None, out_dir: Path | None = None,
-               resume: bool = True, console: Console | None = None) -> Path:
+               resume: bool = True, console: Console | None = None, jobs: int | None = None) -> Path:
     """Build the bundle a recipe describes; returns the bundle folder (``out_dir/<name>``).
 
     ``work_dir`` defaults to the recipe's ``work`` (else ``<root>/.work/<name>``) and ``out_dir``
     to its ``output`` (else ``<root>/bundles``).  With ``resume`` finished stages whose inputs
-    did not change are reused; without it the work folder is wiped first.
+    did not change are reused; without it the work folder is wiped first.  ``jobs`` overrides the
+    recipe's (worker processes for the teacher's members; it changes no result, so no fingerprint).
     """
     recipe = load_recipe(recipe_path)
+    if jobs is not None:
+        if not 0 <= jobs <= 64:
+            raise RecipeError(f"--jobs must be between 0 (the idle cores) and 64, not {jobs}")
+        recipe = dataclasses.replace(recipe, jobs=jobs)
     work = Path(work_dir) if work_dir else recipe.resolve(recipe.work or f".work/{recipe.name}")
     out = Path(out_dir) if out_dir else recipe.resolve(recipe.output or "bundles")
     return Build(recipe, WorkDir(work.resolve(), resume), out.resolve(), Reporter(console, len(STAGES))).run()
@@ -145,6 +153,26 @@ def _rewrite_bundle(target: Path, bundle: Any, manifest: dict[str, Any], card: s
         return write_bundle(target, manifest, staged, card).path
 
 
+def _member_in_worker(recipe: Recipe, work_root: Path, threads: int, inputs: Path, d: Path,
+                      job: MemberJob) -> dict[str, Any]:
+    """One teacher member in a worker process (:meth:`Build._train_members`): the build's
+    inputs from ``inputs``; its notes, prefixed with the member's name, on the parent's console."""
+    import pickle
+
+    from .train import seed_everything
+
+    seed_everything(recipe.seed, threads)
+    console = Console(file=worker_output(), force_terminal=False, soft_wrap=True)  # type: ignore[arg-type]
+    build = Build(recipe, WorkDir(work_root, resume=True), work_root,
+                  Reporter(console, prefix=escape(f"[{job.kind} member {job.index + 1}] ")))
+    build.threads = threads
+    ctx = pickle.loads(inputs.read_bytes())
+    labels = ctx["labels"]
+    scorer = build._dev_scorer(recipe.teacher, ctx["tok"], ctx["ids"], labels, ctx["spec"]) \
+        if job.kind == "subword" else None
+    return build._train_member(d, job, {**ctx, "scorer": scorer})
+
+
 class Build:
     def __init__(self, recipe: Recipe, work: WorkDir, out: Path, reporter: Reporter) -> None:
         self.r, self.work, self.out, self.rep = recipe, work, out, reporter
@@ -172,7 +200,9 @@ class Build:
                 if r.teacher.word_members else []), self.stage_teacher),
             ("trim", [r.trim], self.stage_trim),
             ("student", [r.student, r.runtime.max_length, r.runtime.stride, r.seed]
-             + ([r.features] if r.features.enabled else []), self.stage_student),
+             + ([r.features] if r.features.enabled else [])
+             + ([["mention_replacement", r.student.mention_replacement]] if r.student.mention_replacement else []),
+             self.stage_student),
             ("export", [r.export], self.stage_export),
             ("quantize", [r.quantization], self.stage_quantize),
             ("evaluate", [r.evaluation, r.runtime, r.data.max_eval_sentences], self.stage_evaluate),
@@ -336,8 +366,8 @@ class Build:
 
     def _train_teacher(self, d: Path, labels: list[str]) -> None:
         from .encode import encode
-        from .teacher import count_parameters, make_config, train_teacher
-        from .tokenizer_train import SPECIALS, save_hf_tokenizer, special_ids, train_tokenizer
+        from .teacher import count_parameters, make_config, new_model
+        from .tokenizer_train import SPECIALS, special_ids, train_tokenizer
         from .train import seed_everything
 
         r, t = self.r, self.r.teacher
@@ -361,33 +391,32 @@ class Build:
         self.rep.note(f"{t.family} tokenizer: {tok.get_vocab_size()} pieces; {len(windows)} training windows"
                       + (f" ({len(sentences) - len(train)} sentences with swapped mentions)"
                          if len(sentences) > len(train) else ""))
-        folders, member_facts = [], []
         scorer = self._dev_scorer(t, tok, ids, labels, spec)  # one encoding of the dev split for all members
+        jobs = [MemberJob("subword", k, r.seed + k, t.max_minutes) for k in range(t.ensemble)]
+        jobs += [MemberJob("word", k, r.seed + t.ensemble + k, t.word_max_minutes or t.max_minutes)
+                 for k in range(t.word_members)]
+        ctx: dict[str, Any] = {"cfg": cfg, "windows": windows, "tok": tok, "ids": ids, "labels": labels, "spec": spec,
+                               "train": [(row["words"], row["tags"]) for row in train],
+                               "dev": self._word_member_dev(labels) if t.word_members else None}
         self_trained: dict[str, Any] = {}
-        for k in range(t.ensemble):  # members differ only by seed (initialisation and batch order)
-            if t.ensemble > 1:
-                self.rep.note(f"ensemble member {k + 1} of {t.ensemble} (seed {r.seed + k})")
-            if k == 1 and t.self_training:
-                extra_windows, self_trained = self._self_training_windows(model, tok, ids, labels, spec)
-                windows = windows + extra_windows
-            select = self._selector(t, scorer, len(windows), start_at_zero=False)
-            model, facts = train_teacher(cfg, windows, _schedule(t), ids["pad_id"], r.seed + k, self.rep,
-                                         features=(spec, r.features.dim) if spec else None,
-                                         word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select,
-                                         form_dropout=t.form_dropout)
-            folder = d / ("model" if k == 0 else f"model_{k}")
-            model.save_pretrained(str(folder), safe_serialization=True)
-            save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
-            folders.append(str(folder))
-            member_facts.append({"seed": r.seed + k, "windows": len(windows), **facts})
+        results: dict[MemberJob, dict[str, Any]] = {}
+        if t.self_training:  # the first member tags the text the others learn from: it goes first, alone
+            model, results[jobs[0]] = self._train_subword_member(d, jobs[0], {**ctx, "scorer": scorer})
+            extra_windows, self_trained = self._self_training_windows(model, tok, ids, labels, spec)
+            ctx["windows"] = windows + extra_windows
+        results.update(self._train_members(d, [job for job in jobs if job not in results], ctx, scorer))
+        member_facts = [results[job] for job in jobs if job.kind == "subword"]
+        word_facts = [results[job] for job in jobs if job.kind == "word"]
+        folders = [str(self._member_folder(d, job)) for job in jobs if job.kind == "subword"]
+        word_folders = [str(self._member_folder(d, job)) for job in jobs if job.kind == "word"]
         facts = member_facts[0] if t.ensemble == 1 else {**member_facts[0], "ensemble": member_facts}
-        word_folders, word_facts = self._train_word_members(d, train, labels)
         if word_facts:
             facts = {**facts, "word_members": word_facts}
         if len(sentences) > len(train):
             facts = {**facts, "swapped_mention_sentences": len(sentences) - len(train)}
         if self_trained:
             facts = {**facts, "self_training": self_trained}
+        features = (spec, r.features.dim) if spec else None
         write_json(d / "teacher.json", {"folder": folders[0], "members": folders, "word_members": word_folders,
                                         "family": t.family, "labels": labels,
                                         "origin": "trained from scratch by this build"
@@ -396,33 +425,78 @@ class Build:
                                                   + (f" and {len(word_folders)} word-level member(s)"
                                                      if word_folders else ""),
                                         "special": ids, "roles": SPECIALS[tok_family]["roles"],
-                                        "parameters": count_parameters(model), "facts": facts})
+                                        "parameters": count_parameters(new_model(cfg, features)), "facts": facts})
 
-    def _train_word_members(self, d: Path, train: list[dict[str, Any]], labels: list[str],
-                            ) -> tuple[list[str], list[dict[str, Any]]]:
-        """``teacher.word_members`` word-level members (:mod:`quantize.wordtagger`), seeds after
+    def _train_members(self, d: Path, jobs: list[MemberJob], ctx: dict[str, Any], scorer: Any,
+                       ) -> dict[MemberJob, dict[str, Any]]:
+        """Every member in ``jobs``: in this process one after another, or with ``jobs`` > 1 in
+        that many worker processes at once (:mod:`quantize.members`); their facts by job."""
+        import pickle
+
+        workers = worker_count(self.r.jobs, self.threads, len(jobs))
+        if workers == 1:
+            return {job: self._train_member(d, job, {**ctx, "scorer": scorer}) for job in jobs}
+        threads = self.threads if self.r.threads > 0 else max(1, self.threads // workers)
+        self.rep.note(f"training {len(jobs)} members in {workers} worker processes of {threads} thread(s) each")
+        inputs = d / "members-input.pickle"  # written once, read by each worker; removed after
+        inputs.write_bytes(pickle.dumps(ctx, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            return run_in_workers(_member_in_worker, lambda job: (self.r, self.work.root, threads, inputs, d, job),
+                                  jobs, workers, lambda line: self.rep.console.print(line, markup=False,
+                                                                                     highlight=False))
+        finally:
+            inputs.unlink(missing_ok=True)
+
+    def _train_member(self, d: Path, job: MemberJob, ctx: dict[str, Any]) -> dict[str, Any]:
+        if job.kind == "word":
+            return self._train_word_member(d, job, ctx)
+        return self._train_subword_member(d, job, ctx)[1]
+
+    @staticmethod
+    def _member_folder(d: Path, job: MemberJob) -> Path:
+        if job.kind == "word":
+            return d / f"word_{job.index}"
+        return d / ("model" if job.index == 0 else f"model_{job.index}")
+
+    def _train_subword_member(self, d: Path, job: MemberJob, ctx: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """One subword member (members differ only by seed: initialisation and batch order),
+        saved with the tokenizer; dev-selected when the recipe asks."""
+        from .teacher import train_teacher
+        from .tokenizer_train import SPECIALS, save_hf_tokenizer
+
+        r, t = self.r, self.r.teacher
+        tok, ids, spec, windows = ctx["tok"], ctx["ids"], ctx["spec"], ctx["windows"]
+        if t.ensemble > 1:
+            self.rep.note(f"ensemble member {job.index + 1} of {t.ensemble} (seed {job.seed})")
+        select = self._selector(t, ctx["scorer"], len(windows), start_at_zero=False)
+        model, facts = train_teacher(ctx["cfg"], windows, _schedule(t), ids["pad_id"], job.seed, self.rep,
+                                     features=(spec, r.features.dim) if spec else None,
+                                     word_dropout=t.word_dropout, unk_id=unk_id(tok), select=select,
+                                     form_dropout=t.form_dropout)
+        folder = self._member_folder(d, job)
+        model.save_pretrained(str(folder), safe_serialization=True)
+        tok_family = "bert" if t.family == "cnn" else t.family
+        save_hf_tokenizer(tok, folder, SPECIALS[tok_family]["roles"], r.runtime.max_length)
+        return model, {"seed": job.seed, "windows": len(windows), **facts}
+
+    def _word_member_dev(self, labels: list[str]) -> list[Any] | None:
+        """The dev sentences a word-level member is chosen on (``select_on_dev``), else None."""
+        if not self.r.teacher.select_on_dev:
+            return None
+        known = {lab[2:] for lab in labels if lab != "O"}
+        return [(e.tokens, e.tags) for e in self._eval_sentences(known) if e.tokens]
+
+    def _train_word_member(self, d: Path, job: MemberJob, ctx: dict[str, Any]) -> dict[str, Any]:
+        """One ``teacher.word_members`` word-level member (:mod:`quantize.wordtagger`), seeds after
         the subword members'; chosen on the dev split like them when ``select_on_dev``."""
         from .wordtagger import train_word_tagger
 
-        r, t = self.r, self.r.teacher
-        if not t.word_members:
-            return [], []
-        dev = None
-        if t.select_on_dev:
-            known = {lab[2:] for lab in labels if lab != "O"}
-            dev = [(e.tokens, e.tags) for e in self._eval_sentences(known) if e.tokens]
-        folders, facts = [], []
-        for k in range(t.word_members):
-            seed = r.seed + t.ensemble + k
-            self.rep.note(f"word-level member {k + 1} of {t.word_members} (seed {seed})")
-            model, fact = train_word_tagger([(row["words"], row["tags"]) for row in train], dev, labels, seed,
-                                            t.epochs, t.word_max_minutes or t.max_minutes, t.batch_size,
-                                            t.dropout, t.word_dropout, self.rep)
-            folder = d / f"word_{k}"
-            model.save(folder)
-            folders.append(str(folder))
-            facts.append({"seed": seed, **fact})
-        return folders, facts
+        t = self.r.teacher
+        self.rep.note(f"word-level member {job.index + 1} of {t.word_members} (seed {job.seed})")
+        model, fact = train_word_tagger(ctx["train"], ctx["dev"], ctx["labels"], job.seed, t.epochs, job.minutes,
+                                        t.batch_size, t.dropout, t.word_dropout, self.rep)
+        model.save(self._member_folder(d, job))
+        return {"seed": job.seed, **fact}
 
     def _eval_sentences(self, known: set[str]) -> list[Any]:
         """The evaluation split on the model's word grid, tags of types the bundle lacks as O."""
@@ -552,6 +626,8 @@ class Build:
         label2id = {lab: i for i, lab in enumerate(labels)}
         train = read_jsonl(self.work.path("data") / "train.jsonl")
         extra = [row["words"] for row in read_jsonl(self.work.path("data") / "unlabelled.jsonl")]
+        swapped = self._swapped_sentences(train)
+        extra += swapped
         spec = r.feature_spec() or getattr(teacher, "spec", None)
         enc = lambda ws, tags: encode(tok, ws, tags, label2id if tags is not None else None,  # noqa: E731
                                       r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"],
@@ -590,11 +666,27 @@ class Build:
         save_hf_tokenizer(tok, out, info.get("roles") or {}, r.runtime.max_length)
         write_json(d / "student.json", {"folder": str(out), "special": ids, "init": init_facts,
                                         "distillation": {**facts, "temperature": s.temperature, "alpha": s.alpha,
-                                                         "windows": len(windows), "unlabelled_sentences": len(extra),
+                                                         "windows": len(windows),
+                                                         "unlabelled_sentences": len(extra) - len(swapped),
+                                                         **({"swapped_mention_sentences": len(swapped)}
+                                                            if swapped else {}),
                                                          "teachers": max(1, len(info.get("members", [])))
                                                                      + len(info.get("word_members") or [])},
                                         "parameters": count_parameters(student),
                                         "teacher_parameters": count_parameters(teacher)})
+
+    def _swapped_sentences(self, train: list[dict[str, Any]]) -> list[list[str]]:
+        """``student.mention_replacement`` copies of the train split with mentions swapped by type:
+        text the teachers never read (a seed apart from the teacher's own copies), so their labels
+        on it carry what they learned beyond the gold tags, for languages with no unlabelled text."""
+        share = self.r.student.mention_replacement
+        if not share:
+            return []
+        from .augment import replace_mentions
+
+        copies = replace_mentions([(row["words"], row["tags"]) for row in train], share, self.r.seed + 1)
+        self.rep.note(f"{len(copies)} train sentences with swapped mentions, read as unlabelled text")
+        return [words for words, _ in copies]
 
     def _ensemble_targets(self, soft: list[Any], info: dict[str, Any], sentences: list[list[str]]) -> list[Any]:
         """The members' mean log-probabilities, window by window: the student learns the ensemble.

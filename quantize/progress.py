@@ -16,10 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class Reporter:
     """Stage headers, notes and progress bars on a rich console."""
 
-    def __init__(self, console: Console | None = None, total_stages: int = 0) -> None:
+    def __init__(self, console: Console | None = None, total_stages: int = 0, prefix: str = "") -> None:
         self.console = console or Console(stderr=True)
         self.total = total_stages
         self.index = 0
+        self.prefix = prefix  # names the worker process when several print to one console
+
 
     def stage(self, name: str, note: str = "") -> None:
         self.index += 1
@@ -27,7 +29,7 @@ class Reporter:
         self.console.print(f"[bold cyan]{head}[/] [bold]{name}[/] {note}".rstrip())
 
     def note(self, text: str) -> None:
-        self.console.print(f"    {text}")
+        self.console.print(f"    {self.prefix}{text}")
 
     @contextmanager
     def bar(self, description: str, total: int) -> Iterator["Bar"]:
@@ -35,7 +37,7 @@ class Reporter:
                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                             console=self.console, transient=False)
         with progress:
-            task = progress.add_task(description, total=total, info="")
+            task = progress.add_task(self.prefix + description, total=total, info="")
             yield Bar(progress, task, None if self.console.is_terminal else self.console)
 
 

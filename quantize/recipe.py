@@ -134,6 +134,10 @@ class Student:
     max_minutes: float = 0.0
     select_on_dev: bool = False  # as teacher.select_on_dev; the starting point (step 0) is scored too
     select_every: float = 1.0
+    # Copies of the train split (per sentence with a mention) with mentions swapped by type, which
+    # the student reads as unlabelled text: the teachers' labels only.  Out of the repr, which
+    # fingerprints the student stage: added to the fingerprint only when set.
+    mention_replacement: float = field(default=0.0, repr=False)
 
     def shape(self) -> tuple[int, int, int, int]:
         if self.size not in STUDENT_SIZES:
@@ -193,6 +197,7 @@ class Recipe:
     root: Path
     seed: int = 13
     threads: int = 0  # torch/ORT threads for the build; 0 = auto (idle cores, at least 1)
+    jobs: int = 1  # processes training the teacher's members at once (each `threads` threads); 0 = the idle cores
     demo: bool = False
     licence: str = ""
     description: str = ""
@@ -231,8 +236,8 @@ _SECTIONS: dict[str, type] = {
     "student": Student, "features": Features, "runtime": Runtime, "export": Export, "quantization": Quantization,
     "evaluation": Evaluation,
 }
-_TOP = {"name": str, "version": str, "seed": int, "threads": int, "demo": bool, "licence": str, "description": str,
-        "output": str, "work": str, "root": str, "pretokenizer": str}
+_TOP = {"name": str, "version": str, "seed": int, "threads": int, "jobs": int, "demo": bool, "licence": str,
+        "description": str, "output": str, "work": str, "root": str, "pretokenizer": str}
 _CHOICES = {
     ("data", "format"): ("auto", "conll", "jsonl"),
     ("data", "scheme"): ("auto", "iob2", "iob1", "bilou", "iobes", "io"),
@@ -380,6 +385,11 @@ def _check(r: Recipe) -> None:
         raise RecipeError(f"{where}: teacher.word_members must be between 0 and 8")
     if r.teacher.word_max_minutes < 0:
         raise RecipeError(f"{where}: teacher.word_max_minutes must be 0 (max_minutes) or more")
+    if not 0.0 <= r.student.mention_replacement <= 4.0:
+        raise RecipeError(f"{where}: student.mention_replacement must be between 0 and 4 (copies per sentence "
+                          "with a mention)")
+    if not 0 <= r.jobs <= 64:
+        raise RecipeError(f"{where}: jobs must be between 0 (the idle cores) and 64")
     if r.teacher.word_members and r.teacher.path:
         raise RecipeError(f"{where}: teacher.word_members trains word-level members here; it cannot be used "
                           "with teacher.path (a fine-tuned teacher is used as it is)")

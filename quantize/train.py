@@ -45,8 +45,11 @@ def build_threads(requested: int) -> int:
     Why not always all cores: on a shared machine a torch thread pool that must wait for a busy
     core runs several times slower than one thread (measured 7× on 2 cores with one taken).
     """
-    if requested > 0:
-        return requested
+    return requested if requested > 0 else idle_cores()
+
+
+def idle_cores() -> int:
+    """Cores this process may use less those the load average says are busy (at least 1)."""
     try:
         busy = int(round(os.getloadavg()[0]))
     except OSError:

@@ -45,7 +45,7 @@ def _cnn_recipe(d: Path, name: str = "test-cnn", extra: str = CNN_EXTRA) -> Path
                                         "self_training = true\nword_members = 1\n")
     text = text.replace("[data]\n", f"[data]\nunlabelled = ['{unlabelled}']\n"
                                      "unlabelled_types = { Politician = 'PER', Settlement = 'LOC' }\n")
-    text = text.replace("[student]\n", "[student]\nform_dropout = 0.1\n")
+    text = text.replace("[student]\n", "[student]\nform_dropout = 0.1\nmention_replacement = 0.5\n")
     text = text.replace("learning_rate = 3e-3\n",
                         "learning_rate = 3e-3\nword_dropout = 0.1\nselect_on_dev = true\nselect_every = 0.5\n")
     path = d / "recipe.toml"
@@ -111,6 +111,69 @@ def test_a_word_level_member_joins_the_ensemble_the_student_learns(cnn_build: di
     assert m["distillation"]["teachers"] == 3  # two subword members and the word-level one
 
 
+def test_the_student_reads_swapped_mention_copies_as_unlabelled_text(cnn_build: dict):
+    manifest = open_bundle(cnn_build["bundle"]).manifest
+    dist = manifest["model"]["distillation"]
+    bearing = sum(any(t != "O" for t in tags) for _, tags in synthetic_sentences(300, seed=11))
+    assert dist["swapped_mention_sentences"] == round(0.5 * bearing)  # half a copy per sentence with a mention
+    assert dist["unlabelled_sentences"] == 80  # the other-taxonomy file, counted apart
+    # every copy is a window of its own (the sentences are short): train + unlabelled + copies
+    assert dist["windows"] == 300 + 80 + dist["swapped_mention_sentences"]
+
+
+def test_members_trained_in_worker_processes_are_the_members_trained_in_line(cnn_build: dict, tmp_path: Path):
+    """``jobs = 2`` trains the members after the self-training one in two spawned workers; each
+    member is seeded only from its own seed, so its weights are the in-line build's, byte for byte."""
+    from quantize.build import run_recipe
+
+    recipe = tmp_path / "recipe.toml"
+    text = cnn_build["recipe"].read_text(encoding="utf-8")
+    recipe.write_text(text.replace("threads = 1\n", "threads = 1\njobs = 2\n", 1), encoding="utf-8")
+    log = tmp_path / "log.txt"
+    with offline(), open(log, "w") as out:
+        bundle = run_recipe(recipe, work_dir=tmp_path / "work", out_dir=tmp_path / "out",
+                            console=Console(file=out, width=120))
+    printed = log.read_text(encoding="utf-8")
+    assert "training 2 members in 2 worker processes of 1 thread(s) each" in printed
+    # each worker's notes reach the build's own console, named
+    assert "[subword member 2] ensemble member 2 of 2 (seed 4)" in printed
+    assert "[word member 1] word-level member 1 of 1 (seed 5)" in printed
+    inline, parallel = cnn_build["recipe"].parent / "work" / "teacher", tmp_path / "work" / "teacher"
+    for member in ("model", "model_1", "word_0"):
+        files = sorted(p.name for p in (inline / member).iterdir())
+        assert files and files == sorted(p.name for p in (parallel / member).iterdir())
+        for name in files:
+            assert (inline / member / name).read_bytes() == (parallel / member / name).read_bytes(), (member, name)
+    assert not list(parallel.glob("*.pickle"))  # the workers' shared inputs are removed
+    a = open_bundle(cnn_build["bundle"]).manifest["model"]["teacher"]["training"]
+    b = open_bundle(bundle).manifest["model"]["teacher"]["training"]
+    for x, y in zip(a["ensemble"] + a["word_members"], b["ensemble"] + b["word_members"]):
+        assert {k: v for k, v in x.items() if k not in ("minutes", "seconds")} == \
+            {k: v for k, v in y.items() if k not in ("minutes", "seconds")}
+
+
+def test_worker_count_and_order():
+    from quantize.members import MemberJob, longest_first, worker_count
+
+    assert worker_count(4, 1, 3) == 3 and worker_count(1, 1, 5) == 1 and worker_count(2, 1, 0) == 1
+    assert 1 <= worker_count(0, 1, 8) <= 8  # the idle cores, however many
+    jobs = [MemberJob("subword", 0, 1, 6), MemberJob("word", 0, 3, 5), MemberJob("subword", 1, 2, 0)]
+    assert [j.seed for j in longest_first(jobs)] == [2, 1, 3]  # no cap (0) counts as the longest
+
+
+def test_jobs_setting_is_checked(tmp_path: Path):
+    from quantize.build import run_recipe
+
+    path = _cnn_recipe(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace("threads = 1\n", "threads = 1\njobs = -1\n", 1),
+                    encoding="utf-8")
+    with pytest.raises(RecipeError, match="jobs must be between 0"):
+        load_recipe(path)
+    path = _cnn_recipe(tmp_path / "b")
+    with pytest.raises(RecipeError, match="--jobs must be between 0"):
+        run_recipe(path, work_dir=tmp_path / "w", jobs=65)
+
+
 def test_word_member_targets_line_up_with_every_window_of_a_long_sentence():
     """A sentence longer than a window is cut into overlapping windows; each window's rows must
     be the member's rows for exactly the words that start in it, as the subword teachers' are."""
@@ -137,6 +200,10 @@ def test_word_member_settings_are_checked(tmp_path: Path):
         load_recipe(path)
     path.write_text(text.replace("word_members = 1", "word_members = 1\nword_max_minutes = -1"), encoding="utf-8")
     with pytest.raises(RecipeError, match="word_max_minutes must be 0"):
+        load_recipe(path)
+    path.write_text(text.replace("form_dropout = 0.1\nmention_replacement = 0.5\n",
+                                 "form_dropout = 0.1\nmention_replacement = 5\n"), encoding="utf-8")
+    with pytest.raises(RecipeError, match="student.mention_replacement must be between 0 and 4"):
         load_recipe(path)
 
 
