@@ -197,7 +197,9 @@ class Recipe:
     root: Path
     seed: int = 13
     threads: int = 0  # torch/ORT threads for the build; 0 = auto (idle cores, at least 1)
-    jobs: int = 1  # processes training the teacher's members at once (each `threads` threads); 0 = the idle cores
+    # processes training the teacher's members at once (each `threads` threads; 0 = the idle cores);
+    # the student then trains with jobs x threads threads
+    jobs: int = 1
     demo: bool = False
     licence: str = ""
     description: str = ""

@@ -135,6 +135,7 @@ def test_members_trained_in_worker_processes_are_the_members_trained_in_line(cnn
                             console=Console(file=out, width=120))
     printed = log.read_text(encoding="utf-8")
     assert "training 2 members in 2 worker processes of 1 thread(s) each" in printed
+    assert "2 member jobs, 2 threads for the student" in printed  # the student has both cores
     # each worker's notes reach the build's own console, named
     assert "[subword member 2] ensemble member 2 of 2 (seed 4)" in printed
     assert "[word member 1] word-level member 1 of 1 (seed 5)" in printed
