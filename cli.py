@@ -1119,8 +1119,8 @@ def build(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished stages in the work folder."),
     jobs: Optional[int] = typer.Option(None, "--jobs", min=0, max=64,
                                        help="Processes that train the teacher's ensemble members at once, each "
-                                            "with the recipe's threads; 0 = the idle cores [default: the "
-                                            "recipe's jobs, else 1]."),
+                                            "with the recipe's threads, then the student's threads x N; 0 = the "
+                                            "idle cores [default: the recipe's jobs, else 1]."),
 ) -> None:
     """Build a bundle from a recipe (needs the 'build' extra)."""
     from quantize import require_build_dependencies

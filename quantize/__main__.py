@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="reuse finished stages whose inputs are unchanged (default); --no-resume starts over")
     b.add_argument("--jobs", type=int, default=None,
-                   help="processes that train the teacher's members at once, each with the recipe's threads "
-                        "(default: the recipe's jobs, else 1; 0 = the idle cores)")
+                   help="processes that train the teacher's members at once, each with the recipe's threads, "
+                        "then the student's threads x N (default: the recipe's jobs, else 1; 0 = the idle cores)")
     pr = sub.add_parser("profile", help="recompute a built bundle's language profile (for routing) from its "
                                       "recipe's training data, without retraining")
     pr.add_argument("recipe", type=Path, help="recipe TOML file the bundle was built from")

@@ -1,12 +1,13 @@
 """Training a teacher's ensemble members side by side, one worker process each.
 
 Why processes and not a bigger thread pool: a member is one small model, and torch's intra-op
-threads scale poorly on it (two threads on two cores gain little and collapse when anything else
-holds a core; :func:`quantize.train.build_threads`), while members are independent — each is
-seeded only from its own seed (:func:`quantize.train.fit`, :func:`quantize.wordtagger.train_word_tagger`
-keep their own generators), so a member trained in a worker is the member trained in line, up to
-where its time cap stops it.  Two one-thread workers on two cores train two members in the time
-of one: the teacher stage, most of a build, takes half the wall-clock time.
+threads scale poorly on it (two threads on two cores ran a student's batches 1.3x faster than
+one, and collapse when anything else holds a core; :func:`quantize.train.build_threads`), while
+members are independent — each is seeded only from its own seed (:func:`quantize.train.fit`,
+:func:`quantize.wordtagger.train_word_tagger` keep their own generators), so a member trained in
+a worker is the member trained in line, up to where its time cap stops it. Two one-thread
+workers on two cores train two members in the time of one: the teacher stage, most of a build,
+takes half the wall-clock time.
 
 Workers are started with ``spawn``, never ``fork``: a process forked after torch's OpenMP pool or
 the tokenizers' Rayon pool has run can hang, and ``spawn`` behaves the same on every platform.

@@ -22,7 +22,6 @@ class Reporter:
         self.index = 0
         self.prefix = prefix  # names the worker process when several print to one console
 
-
     def stage(self, name: str, note: str = "") -> None:
         self.index += 1
         head = f"[{self.index}/{self.total}]" if self.total else "•"
