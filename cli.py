@@ -1117,7 +1117,7 @@ def build(
     work: Optional[Path] = typer.Option(None, "--work", help="Work folder for intermediate artefacts."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder to write the bundle into."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished stages in the work folder."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", min=0, max=64,
+    jobs: Optional[int] = typer.Option(None, "--jobs", min=0, max=64,  # quantize.recipe.MAX_JOBS (not imported here)
                                        help="Processes that train the teacher's ensemble members at once, each "
                                             "with the recipe's threads, then the student's threads x N; 0 = the "
                                             "idle cores [default: the recipe's jobs, else 1]."),

@@ -166,7 +166,7 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
     from edge_finer.features import FeatureSpec
     from quantize.data import read_annotated, to_model_words
     from quantize.encode import encode
-    from quantize.featured import forward_kwargs
+    from quantize.featured import forward_kwargs, logits
     from quantize.progress import Reporter
     from quantize.teacher import count_parameters, make_config, train_teacher
     from quantize.tokenizer_train import special_ids, train_tokenizer
@@ -218,7 +218,7 @@ def probe(dataset: str, variant: str, minutes: float, seed: int = 13, steps: int
     # constrained Viterbi, seqeval strict IOB2 — for checkpoint selection and the final figure alike
     scorer = DevScorer(encode(tok, [s.tokens for s in dev], None, None, 128, 32, ids["bos_id"], ids["eos_id"],
                               features=spec), [s.tags for s in dev], labels, ids["pad_id"],
-                       lambda m, b: m(**forward_kwargs(m, b)).logits)
+                       logits)
     select = None
     if v.get("select"):
         per_epoch = -(-len(train) // 32)

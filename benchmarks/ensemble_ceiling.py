@@ -30,13 +30,12 @@ def score_members(recipe_path: Path, works: list[Path], groups: list[list[int]])
     import numpy as np
     import torch
 
-    from edge_finer.decoding import LabelScheme, viterbi_batch
     from quantize.data import Sentence, to_model_words
     from quantize.encode import encode
     from quantize.evaluate import score
-    from quantize.featured import forward_kwargs
+    from quantize.featured import logits
     from quantize.recipe import load_recipe
-    from quantize.selection import word_log_probs
+    from quantize.selection import tags_of, word_log_probs
     from quantize.teacher import load_model
     from quantize.tokenizer_train import load_backend_tokenizer
     from quantize.wordtagger import load_word_tagger, word_log_probs as word_tagger_log_probs
@@ -64,9 +63,6 @@ def score_members(recipe_path: Path, works: list[Path], groups: list[list[int]])
     windows = encode(tok, [s.tokens for s in dev], None, None, recipe.runtime.max_length, recipe.runtime.stride,
                      special["bos_id"], special["eos_id"], features=spec)
 
-    def logits(m: Any, b: dict) -> Any:
-        return m(**forward_kwargs(m, b)).logits
-
     # every member's word log-probabilities on dev, once; a group's mean is what a student
     # distilled from that group learns (the build averages log-probabilities the same way)
     lengths = [len(s.tokens) for s in dev]
@@ -74,11 +70,10 @@ def score_members(recipe_path: Path, works: list[Path], groups: list[list[int]])
     for work, folder in word_paths:
         logps.append([lp.numpy() for lp in word_tagger_log_probs(load_word_tagger(folder), [s.tokens for s in dev])])
         paths.append((work, folder))
-    scheme = LabelScheme.from_labels(labels)
 
     def f1(rows: list[list[np.ndarray]]) -> float:
-        mean = [np.mean(per_sentence, axis=0) for per_sentence in zip(*rows)]
-        return float(score(gold, [[labels[t] for t in p] for p in viterbi_batch(mean, scheme)])["f1"])
+        return float(score(gold, tags_of([np.mean(per_sentence, axis=0) for per_sentence in zip(*rows)],
+                                         labels))["f1"])
 
     rows = [{"member": i, "work": str(w), "folder": str(p), "dev_f1": round(f1([lp]), 4)}
             for i, ((w, p), lp) in enumerate(zip(paths, logps))]

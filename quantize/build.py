@@ -32,7 +32,7 @@ from .data import (Sentence, check_types, drop_types, read_annotated, read_unlab
 from .errors import BuildError, DataError, RecipeError, TeacherError
 from .members import MemberJob, run_in_workers, worker_count, worker_output
 from .progress import Reporter
-from .recipe import Recipe, load_recipe
+from .recipe import MAX_JOBS, Recipe, load_recipe
 from .workdir import (WorkDir, file_stamp, fingerprint, folder_size, folder_stamp, read_json, read_jsonl,
                       write_json, write_jsonl)
 
@@ -53,8 +53,8 @@ def run_recipe(recipe_path: Path, work_dir: Path | None = None, out_dir: Path | 
     """
     recipe = load_recipe(recipe_path)
     if jobs is not None:
-        if not 0 <= jobs <= 64:
-            raise RecipeError(f"--jobs must be between 0 (the idle cores) and 64, not {jobs}")
+        if not 0 <= jobs <= MAX_JOBS:
+            raise RecipeError(f"--jobs must be between 0 (the idle cores) and {MAX_JOBS}, not {jobs}")
         recipe = dataclasses.replace(recipe, jobs=jobs)
     work = Path(work_dir) if work_dir else recipe.resolve(recipe.work or f".work/{recipe.name}")
     out = Path(out_dir) if out_dir else recipe.resolve(recipe.output or "bundles")
@@ -167,11 +167,7 @@ def _member_in_worker(recipe: Recipe, work_root: Path, threads: int, inputs: Pat
     build = Build(recipe, WorkDir(work_root, resume=True), work_root,
                   Reporter(console, prefix=escape(f"[{job.kind} member {job.index + 1}] ")))
     build.threads = threads
-    ctx = pickle.loads(inputs.read_bytes())
-    labels = ctx["labels"]
-    scorer = build._dev_scorer(recipe.teacher, ctx["tok"], ctx["ids"], labels, ctx["spec"]) \
-        if job.kind == "subword" else None
-    return build._train_member(d, job, {**ctx, "scorer": scorer})
+    return build._train_member(d, job, pickle.loads(inputs.read_bytes()))
 
 
 class Build:
@@ -184,7 +180,8 @@ class Build:
         # A stage that trains or runs one model alone (student, evaluation) uses the cores of all
         # the member workers the build owns: two threads train the student ~1.8x faster when no
         # other process holds the second core (measured on 2 cores), so more steps fit its cap.
-        self.solo_threads = self.threads * worker_count(recipe.jobs, self.threads, 64)
+        self.jobs = worker_count(recipe.jobs, self.threads, MAX_JOBS)  # idle cores read once, for all stages
+        self.solo_threads = self.threads * self.jobs
 
     # -- driver ---------------------------------------------------------------------------
 
@@ -195,7 +192,7 @@ class Build:
         data_input = self._data_stamps()
         self.rep.console.print(f"[bold]building[/] {self.r.name} {self.r.version} from {self.r.path}"
                                f"\n    work folder {self.work.root}; {self.threads} thread(s)"
-                               + (f"; {self.solo_threads // self.threads} member jobs, {self.solo_threads} "
+                               + (f"; {self.jobs} member jobs, {self.solo_threads} "
                                   "threads for the student" if self.solo_threads > self.threads else ""))
         plan: list[tuple[str, list[Any], Callable[[Path], None]]] = [
             # the scheme only when not the default, so that work folders of earlier builds stay valid
@@ -440,12 +437,13 @@ class Build:
         that many worker processes at once (:mod:`quantize.members`); their facts by job."""
         import pickle
 
-        workers = worker_count(self.r.jobs, self.threads, len(jobs))
-        if workers == 1:
-            return {job: self._train_member(d, job, {**ctx, "scorer": scorer}) for job in jobs}
+        ctx = {**ctx, "scorer": scorer}
+        workers = min(self.jobs, len(jobs))
+        if workers <= 1:
+            return {job: self._train_member(d, job, ctx) for job in jobs}
         threads = self.threads if self.r.threads > 0 else max(1, self.threads // workers)
         self.rep.note(f"training {len(jobs)} members in {workers} worker processes of {threads} thread(s) each")
-        inputs = d / "members-input.pickle"  # written once, read by each worker; removed after
+        inputs = d / "members-input.pickle"  # written once (the dev scorer's encoding too), read by each worker
         inputs.write_bytes(pickle.dumps(ctx, protocol=pickle.HIGHEST_PROTOCOL))
         try:
             return run_in_workers(_member_in_worker, lambda job: (self.r, self.work.root, threads, inputs, d, job),
@@ -520,7 +518,7 @@ class Build:
         from collections import Counter
 
         from .encode import encode
-        from .featured import forward_kwargs
+        from .featured import logits
         from .augment import mentions_of
         from .pseudo import merge
         from .selection import predict_tags
@@ -531,8 +529,7 @@ class Build:
         label2id = {lab: i for i, lab in enumerate(labels)}
         enc = lambda tags: encode(tok, words, tags, label2id if tags is not None else None,  # noqa: E731
                                   r.runtime.max_length, r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
-        predicted = predict_tags(first, enc(None), [len(ws) for ws in words], labels, ids["pad_id"],
-                                 lambda m, b: m(**forward_kwargs(m, b)).logits)
+        predicted = predict_tags(first, enc(None), [len(ws) for ws in words], labels, ids["pad_id"], logits)
         trusted_types = set(r.data.unlabelled_types.values())
         tags = [merge(p, row.get("trusted"), trusted_types) for p, row in zip(predicted, rows)]
         entities = Counter(kind for ts in tags for _, _, kind in mentions_of(ts))
@@ -554,14 +551,13 @@ class Build:
         if not section.select_on_dev:
             return None
         from .encode import encode
-        from .featured import forward_kwargs
+        from .featured import logits
         from .selection import DevScorer
 
         evals = [e for e in self._eval_sentences({lab[2:] for lab in labels if lab != "O"}) if e.tokens]
         windows = encode(tok, [e.tokens for e in evals], None, None, self.r.runtime.max_length,
                          self.r.runtime.stride, ids["bos_id"], ids["eos_id"], features=spec)
-        return DevScorer(windows, [e.tags for e in evals], labels, ids["pad_id"],
-                         lambda m, b: m(**forward_kwargs(m, b)).logits)
+        return DevScorer(windows, [e.tags for e in evals], labels, ids["pad_id"], logits)
 
     @staticmethod
     def _selector(section: Any, scorer: Any, n_windows: int, start_at_zero: bool) -> Any:

@@ -116,6 +116,12 @@ def forward_kwargs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str
     return {k: batch[k].to(device) for k in names}
 
 
+def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A token classifier's logits on a collated batch: the ``forward`` the dev scorer and the
+    teachers' labelling take (a module-level function, so that a scorer can be pickled)."""
+    return model(**forward_kwargs(model, batch)).logits
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Where ``model``'s weights live (the CPU for a model without any)."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))

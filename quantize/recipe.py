@@ -26,6 +26,8 @@ STUDENT_SIZES: dict[str, tuple[int, int, int, int]] = {
     "medium": (6, 384, 6, 1536),
 }
 FAMILIES = ("bert", "xlm-roberta", "cnn")
+#: The most worker processes a build may train members in (recipe key ``jobs``, ``--jobs``).
+MAX_JOBS = 64
 
 
 @dataclass
@@ -390,8 +392,8 @@ def _check(r: Recipe) -> None:
     if not 0.0 <= r.student.mention_replacement <= 4.0:
         raise RecipeError(f"{where}: student.mention_replacement must be between 0 and 4 (copies per sentence "
                           "with a mention)")
-    if not 0 <= r.jobs <= 64:
-        raise RecipeError(f"{where}: jobs must be between 0 (the idle cores) and 64")
+    if not 0 <= r.jobs <= MAX_JOBS:
+        raise RecipeError(f"{where}: jobs must be between 0 (the idle cores) and {MAX_JOBS}")
     if r.teacher.word_members and r.teacher.path:
         raise RecipeError(f"{where}: teacher.word_members trains word-level members here; it cannot be used "
                           "with teacher.path (a fine-tuned teacher is used as it is)")

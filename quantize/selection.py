@@ -46,9 +46,14 @@ def predict_tags(model: torch.nn.Module, windows: Sequence[Window], lengths: Seq
                  batch_size: int = 64) -> list[list[str]]:
     """Each sentence's IOB2 tags as the runtime would give them (see the module docstring);
     ``lengths``: words per sentence, in the order :func:`~quantize.encode.encode` was given them."""
-    logps = word_log_probs(model, windows, lengths, len(labels), pad_id, forward, batch_size)
-    paths = viterbi_batch(logps, LabelScheme.from_labels(labels))
-    return [[labels[t] for t in p] for p in paths]
+    return tags_of(word_log_probs(model, windows, lengths, len(labels), pad_id, forward, batch_size), labels)
+
+
+def tags_of(logps: Sequence[np.ndarray], labels: Sequence[str]) -> list[list[str]]:
+    """Each sentence's IOB2 tags from its ``(words, labels)`` log-probabilities, by the runtime's
+    constrained Viterbi (an empty sentence gets no tags)."""
+    paths = viterbi_batch(list(logps), LabelScheme.from_labels(labels))
+    return [[labels[int(t)] for t in p] for p in paths]
 
 
 @torch.no_grad()

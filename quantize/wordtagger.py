@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_finer.decoding import LabelScheme, viterbi_batch
 from edge_finer.features import FeatureSpec, word_feature_ids
 
 from .encode import Window
@@ -128,13 +127,9 @@ def word_log_probs(model: WordTagger, sentences: Sequence[Sequence[str]]) -> lis
 def dev_f1(model: WordTagger, dev: Sequence[Sentence]) -> float:
     """Entity F1 (seqeval strict IOB2) with the runtime's constrained Viterbi, as builds score."""
     from .evaluate import score
+    from .selection import tags_of
 
-    scheme = LabelScheme.from_labels(model.labels)
-    logps = [lp.numpy() for lp in word_log_probs(model, [w for w, _ in dev])]
-    live = [k for k, lp in enumerate(logps) if lp.shape[0]]
-    pred: list[list[str]] = [["O"] * len(dev[k][0]) for k in range(len(dev))]
-    for k, tags in zip(live, viterbi_batch([logps[k] for k in live], scheme)):
-        pred[k] = [model.labels[int(t)] for t in tags]
+    pred = tags_of([lp.numpy() for lp in word_log_probs(model, [w for w, _ in dev])], model.labels)
     return float(score([list(t) for _, t in dev], pred)["f1"])
 
 
