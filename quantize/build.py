@@ -201,11 +201,13 @@ class Build:
             ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input]
              + ([r.features] if r.features.enabled else [])
              + ([["word_members", r.teacher.word_members, r.teacher.word_max_minutes]]
-                if r.teacher.word_members else []), self.stage_teacher),
+                if r.teacher.word_members else [])
+             + ([["average", r.teacher.average]] if r.teacher.average else []), self.stage_teacher),
             ("trim", [r.trim], self.stage_trim),
             ("student", [r.student, r.runtime.max_length, r.runtime.stride, r.seed]
              + ([r.features] if r.features.enabled else [])
-             + ([["mention_replacement", r.student.mention_replacement]] if r.student.mention_replacement else []),
+             + ([["mention_replacement", r.student.mention_replacement]] if r.student.mention_replacement else [])
+             + ([["average", r.student.average]] if r.student.average else []),
              self.stage_student),
             ("export", [r.export], self.stage_export),
             ("quantize", [r.quantization], self.stage_quantize),
@@ -986,7 +988,7 @@ def _schedule(section: Any) -> Any:
     from .train import Schedule
 
     return Schedule(section.epochs, section.max_steps, section.batch_size, section.learning_rate, section.warmup,
-                    section.weight_decay, section.max_minutes)
+                    section.weight_decay, section.max_minutes, section.average)
 
 
 def _sample(items: list[Any], limit: int, rng: random.Random) -> list[Any]:

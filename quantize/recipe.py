@@ -104,6 +104,9 @@ class Teacher:
     # them to the fingerprint only when set, so work folders of earlier builds stay valid.
     word_members: int = field(default=0, repr=False)
     word_max_minutes: float = field(default=0.0, repr=False)
+    # Decay of a moving average of the weights, which dev selection scores and the member keeps
+    # (quantize.train.weight_average; 0: off).  Out of the repr, fingerprinted only when set.
+    average: float = field(default=0.0, repr=False)
 
 
 @dataclass
@@ -140,6 +143,7 @@ class Student:
     # the student reads as unlabelled text: the teachers' labels only.  Out of the repr, which
     # fingerprints the student stage: added to the fingerprint only when set.
     mention_replacement: float = field(default=0.0, repr=False)
+    average: float = field(default=0.0, repr=False)  # as teacher.average
 
     def shape(self) -> tuple[int, int, int, int]:
         if self.size not in STUDENT_SIZES:
@@ -392,6 +396,9 @@ def _check(r: Recipe) -> None:
     if not 0.0 <= r.student.mention_replacement <= 4.0:
         raise RecipeError(f"{where}: student.mention_replacement must be between 0 and 4 (copies per sentence "
                           "with a mention)")
+    if not (0.0 <= r.teacher.average < 1.0 and 0.0 <= r.student.average < 1.0):
+        raise RecipeError(f"{where}: average must be in [0, 1) (the moving average's decay per step; "
+                          "0 turns it off, 0.99-0.999 are usual)")
     if not 0 <= r.jobs <= MAX_JOBS:
         raise RecipeError(f"{where}: jobs must be between 0 (the idle cores) and {MAX_JOBS}")
     if r.teacher.word_members and r.teacher.path:

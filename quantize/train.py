@@ -32,6 +32,9 @@ class Schedule:
     warmup: float
     weight_decay: float
     max_minutes: float
+    # Decay of an exponential moving average of the weights (0: off).  With it the average, not
+    # the last step's weights, is what the dev selection scores and what training returns.
+    average: float = 0.0
 
 
 def cores() -> int:
@@ -94,8 +97,10 @@ def fit(model: torch.nn.Module, windows: Sequence[Window], sched: Schedule, pad_
     model.train()
     step, ema = 0, None
     stopped = "steps"
+    averaged = weight_average(model, sched.average)
+    scored = model if averaged is None else averaged.module  # what selection sees and training returns
     if select is not None and select.due(0):
-        select.check(model, 0)
+        select.check(scored, 0)
     with reporter.bar(what, total) as bar:
         while step < total:
             for idx, batch in batches(windows, sched.batch_size, pad_id, rng):
@@ -109,10 +114,12 @@ def fit(model: torch.nn.Module, windows: Sequence[Window], sched: Schedule, pad_
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 step += 1
                 ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
                 if select is not None and select.due(step) and step < total:
-                    f1 = select.check(model, step)
+                    f1 = select.check(scored, step)
                     reporter.note(f"{what} step {step}: dev F1 {f1:.4f} (best {select.best_f1:.4f} at {select.best_step})")
                 bar.advance(1, f"loss {ema:.4f}")
                 if step >= total:
@@ -125,10 +132,27 @@ def fit(model: torch.nn.Module, windows: Sequence[Window], sched: Schedule, pad_
         bar.finish(f"loss {ema:.4f} ({stopped})" if ema is not None else "")
     facts = {"steps": step, "planned_steps": total, "minutes": round((time.monotonic() - started) / 60, 2),
              "final_loss": round(float(ema or 0.0), 5), "stopped_by": stopped}
+    if averaged is not None:
+        facts["weight_average"] = sched.average
     if select is not None:
-        final = select.check(model, step)
+        final = select.check(scored, step)
         facts.update(select.restore(model))
         reporter.note(f"{what}: final dev F1 {final:.4f}; kept step {select.best_step} "
                       f"(dev F1 {select.best_f1:.4f})")
+    elif averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())
     model.eval()
     return facts
+
+
+def weight_average(model: torch.nn.Module, decay: float) -> "torch.optim.swa_utils.AveragedModel | None":
+    """An exponential moving average of ``model``'s weights (and buffers), or None for ``decay`` 0.
+
+    Why: these models peak a few epochs in on a few thousand sentences, and the weights of any one
+    step carry that step's batch noise; an average over the last ~1/(1-decay) steps is a smoother
+    point of the same run, at the cost of one copy of the weights and one lerp per step."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -438,6 +438,8 @@ def test_mention_replacement_swaps_mentions_within_their_type():
     ("word_dropout = 0.1\n", "word_dropout = 1.0\n", "word_dropout must be in"),
     ("form_dropout = 0.1\n", "form_dropout = 1.5\n", "form_dropout must be in"),
     ("mention_replacement = 0.5\n", "mention_replacement = -1\n", "mention_replacement must be between"),
+    ("[student]\n", "[student]\naverage = 1.0\n", "average must be in"),
+    ("[teacher]\n", "[teacher]\naverage = -0.5\n", "average must be in"),
     ("dim = 8\n", 'dim = 8\nkinds = ["lower", "nosuch"]\n', "features.kinds must be distinct names"),
     ("dim = 8\n", "dim = 0\n", "features.dim in 1..1024"),
 ])
