@@ -15,6 +15,7 @@ import platform
 import random
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -197,7 +198,8 @@ class Build:
         plan: list[tuple[str, list[Any], Callable[[Path], None]]] = [
             # the scheme only when not the default, so that work folders of earlier builds stay valid
             ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input]
-             + ([r.pretokenizer] if r.pretokenizer != "words" else []), self.stage_data),
+             + ([r.pretokenizer] if r.pretokenizer != "words" else [])
+             + ([["transliterate", r.data.transliterate]] if r.data.transliterate else []), self.stage_data),
             ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input]
              + ([r.features] if r.features.enabled else [])
              + ([["word_members", r.teacher.word_members, r.teacher.word_max_minutes]]
@@ -256,6 +258,24 @@ class Build:
 
     # -- 1. data --------------------------------------------------------------------------
 
+    def _transliterated(self, train: list[Sentence], unlabelled: list[tuple[list[str], list[str] | None]],
+                        ) -> tuple[list[Sentence], list[tuple[list[str], list[str] | None]], list[str | None]]:
+        """``data.transliterate``: train and unlabelled sentences of another Brahmic script, moved to
+        the bundle's; the script each train sentence came from (None: already the bundle's)."""
+        from .transliterate import digit_style, foreign_script, transliterate_sentences
+
+        target = self.r.data.transliterate
+        origin = [foreign_script(s.tokens, target) for s in train]
+        digits = digit_style([s.tokens for s, o in zip(train, origin) if o is None], target)
+        words, moved = transliterate_sentences([s.tokens for s in train], target, digits)
+        train = [dataclasses.replace(s, tokens=w) for s, w in zip(train, words)]
+        u_words, u_moved = transliterate_sentences([ws for ws, _ in unlabelled], target, digits)
+        unlabelled = [(w, trusted) for w, (_, trusted) in zip(u_words, unlabelled)]
+        self.rep.note(f"transliterated to {target} (digits: {digits}): "
+                      + ", ".join(f"{n} train sentences from {s}" for s, n in sorted(moved.items()))
+                      + "".join(f", {n} unlabelled from {s}" for s, n in sorted(u_moved.items())))
+        return train, unlabelled, origin
+
     def stage_data(self, d: Path) -> None:
         r = self.r
         fine, coarse = self._taxonomy()
@@ -291,6 +311,9 @@ class Build:
         for p in r.data.unlabelled:  # words, and the file's own tags where the recipe maps them
             unlabelled += read_unlabelled_tagged(r.resolve(p), mapping, r.data.format, r.pretokenizer)
         unlabelled = [row for row in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if row[0]]
+        moved_from: list[str | None] = [None] * len(train)
+        if r.data.transliterate:
+            train, unlabelled, moved_from = self._transliterated(train, unlabelled)
         if teacher_labels:
             labels = list(teacher_labels)
         else:
@@ -303,7 +326,9 @@ class Build:
             raise DataError(f"{r.path}: data.unlabelled_types maps to {sorted(set(mapping.values()) - set(types))}, "
                             f"not types the model learns ({', '.join(types)})")
         model_train = [to_model_words(s, r.pretokenizer) for s in train]
-        write_jsonl(d / "train.jsonl", [{"words": s.tokens, "tags": s.tags} for s in model_train if s.tokens])
+        # "moved_from": the script a sentence was transliterated from (the profile leaves it out)
+        write_jsonl(d / "train.jsonl", [{"words": s.tokens, "tags": s.tags, **({"moved_from": m} if m else {})}
+                                        for s, m in zip(model_train, moved_from) if s.tokens])
         write_jsonl(d / "eval.jsonl", [{"tokens": s.tokens, "tags": s.tags, "where": s.where()} for s in evals])
         # "trusted": the file's own tags that self-training keeps (data.unlabelled_types), where given
         write_jsonl(d / "unlabelled.jsonl", [{"words": ws} if trusted is None else {"words": ws, "trusted": trusted}
@@ -313,6 +338,8 @@ class Build:
         stats = {"train_sentences": len(train), "eval_sentences": len(evals), "unlabelled_sentences": len(unlabelled),
                  "train_words": sum(len(s.tokens) for s in model_train),
                  "train_entities": sum(t.startswith("B-") for s in train for t in s.tags)}
+        if r.data.transliterate:
+            stats["transliterated_train_sentences"] = dict(Counter(m for m in moved_from if m))
         write_json(d / "stats.json", stats)
         self.rep.note(f"{stats['train_sentences']} train / {stats['eval_sentences']} eval sentences, "
                       f"{len(types)} types, {len(labels)} labels, {len(unlabelled)} unlabelled")
@@ -854,7 +881,8 @@ class Build:
         r = self.r
         # the text as written, as users give it: Chinese without spaces between its characters
         sentences = [gold_text(row["words"], "han-chars")[0]
-                     for row in read_jsonl(self.work.path("data") / "train.jsonl")]
+                     for row in read_jsonl(self.work.path("data") / "train.jsonl")
+                     if not row.get("moved_from")]  # another language's text, transliterated
         language = {"bcp47": r.language.bcp47, "iso639_3": r.language.iso639_3,
                     "scripts": list(r.language.scripts)}
         try:
@@ -937,6 +965,9 @@ class Build:
                       "machine": platform.machine(),
                       "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()},
         })
+        if stats.get("transliterated_train_sentences"):
+            manifest["transliteration"] = {"to": r.data.transliterate,
+                                           "train_sentences_from": stats["transliterated_train_sentences"]}
         if r.description:
             manifest["description"] = r.description
         tok_json = (Path(st["folder"]) / "tokenizer.json").read_bytes()

@@ -61,6 +61,11 @@ class Data:
     # the unlabelled files' own annotation that teacher self-training trusts: their type → ours
     unlabelled_types: dict[str, str] = field(default_factory=dict)
     drop_types: list[str] = field(default_factory=list)  # stray annotation types turned into O
+    # ISO 15924 code of a Brahmic script: train and unlabelled sentences written in another
+    # Brahmic script are moved to it letter by letter (quantize.transliterate), so a neighbour's
+    # annotated data in the same tag set trains the model.  Out of the repr (the data stage's
+    # fingerprint): added to it only when set.
+    transliterate: str = field(default="", repr=False)
 
 
 @dataclass
@@ -407,6 +412,15 @@ def _check(r: Recipe) -> None:
     if r.teacher.self_training and (r.teacher.ensemble < 2 or not r.data.unlabelled):
         raise RecipeError(f"{where}: teacher.self_training needs teacher.ensemble ≥ 2 (the first member tags "
                           "the text the others learn from) and data.unlabelled")
+    if r.data.transliterate:
+        from .transliterate import BLOCKS
+
+        if r.data.transliterate not in BLOCKS:
+            raise RecipeError(f"{where}: data.transliterate must be one of the Brahmic scripts "
+                              f"{', '.join(BLOCKS)}, not {r.data.transliterate!r}")
+        if r.data.transliterate not in r.language.scripts:
+            raise RecipeError(f"{where}: data.transliterate moves training text to {r.data.transliterate}, which "
+                              f"the bundle does not write (language.scripts: {', '.join(r.language.scripts)})")
     if r.data.unlabelled_types and not r.teacher.self_training:
         raise RecipeError(f"{where}: data.unlabelled_types is read by teacher self-training only; set "
                           "teacher.self_training = true")
