@@ -199,7 +199,8 @@ class Build:
             # the scheme only when not the default, so that work folders of earlier builds stay valid
             ("data", [r.data, r.taxonomy, teacher_input, r.seed, data_input]
              + ([r.pretokenizer] if r.pretokenizer != "words" else [])
-             + ([["transliterate", r.data.transliterate]] if r.data.transliterate else []), self.stage_data),
+             + ([["transliterate", r.data.transliterate, r.data.transliterated_drop_types]]
+                if r.data.transliterate else []), self.stage_data),
             ("teacher", [r.teacher, r.runtime.max_length, r.runtime.stride, r.seed, teacher_input]
              + ([r.features] if r.features.enabled else [])
              + ([["word_members", r.teacher.word_members, r.teacher.word_max_minutes]]
@@ -269,6 +270,10 @@ class Build:
         digits = digit_style([s.tokens for s, o in zip(train, origin) if o is None], target)
         words, moved = transliterate_sentences([s.tokens for s in train], target, digits)
         train = [dataclasses.replace(s, tokens=w) for s, w in zip(train, words)]
+        if self.r.data.transliterated_drop_types:
+            dropped = drop_types([s for s, o in zip(train, origin) if o], self.r.data.transliterated_drop_types)
+            self.rep.note(f"{dropped} tags of types {sorted(self.r.data.transliterated_drop_types)} set to O in "
+                          "the transliterated sentences (data.transliterated_drop_types)")
         u_words, u_moved = transliterate_sentences([ws for ws, _ in unlabelled], target, digits)
         unlabelled = [(w, trusted) for w, (_, trusted) in zip(u_words, unlabelled)]
         self.rep.note(f"transliterated to {target} (digits: {digits}): "

@@ -66,6 +66,9 @@ class Data:
     # annotated data in the same tag set trains the model.  Out of the repr (the data stage's
     # fingerprint): added to it only when set.
     transliterate: str = field(default="", repr=False)
+    # Types set to O in the moved sentences only: where the neighbour annotates by another
+    # convention (IL-NER Hindi tags most numbers NEN, IL-NER Odia hardly any).  Fingerprinted when set.
+    transliterated_drop_types: list[str] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -412,6 +415,9 @@ def _check(r: Recipe) -> None:
     if r.teacher.self_training and (r.teacher.ensemble < 2 or not r.data.unlabelled):
         raise RecipeError(f"{where}: teacher.self_training needs teacher.ensemble ≥ 2 (the first member tags "
                           "the text the others learn from) and data.unlabelled")
+    if r.data.transliterated_drop_types and not r.data.transliterate:
+        raise RecipeError(f"{where}: data.transliterated_drop_types applies to sentences data.transliterate "
+                          "moved; set data.transliterate too")
     if r.data.transliterate:
         from .transliterate import BLOCKS
 

@@ -71,7 +71,8 @@ def odia_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
     text = recipe_text("test-or", train, dev, family="cnn", language="or",
                        extra="[features]\nenabled = true\nbuckets = 512\ndim = 8\n")
     text = text.replace('scripts = ["Latn"]', 'scripts = ["Orya"]')
-    text = text.replace(f'train = ["{train}"]', f'train = ["{train}", "{neighbour}"]\ntransliterate = "Orya"')
+    text = text.replace(f'train = ["{train}"]', f'train = ["{train}", "{neighbour}"]\ntransliterate = "Orya"\n'
+                        'transliterated_drop_types = ["ORG"]')  # as if the neighbour tagged them otherwise
     text = text.replace("max_steps = 40", "max_steps = 150").replace("max_steps = 60", "max_steps = 150")
     recipe = d / "recipe.toml"
     recipe.write_text(text, encoding="utf-8")
@@ -88,7 +89,11 @@ def test_the_neighbours_sentences_train_in_the_bundles_script(odia_build: dict):
     assert all(0x0B00 <= ord(c) < 0x0B80 for r in moved for w in r["words"] for c in w if c in "".join(_DEVA.values())
                or 0x0900 <= ord(c) < 0x0980)  # no Devanagari letter is left
     assert moved[0]["words"] == _script([(odia_build["hindi"][0][0], None)], 0x200)[0][0]
-    assert moved[0]["tags"] == odia_build["hindi"][0][1]
+    assert moved[0]["tags"] == [t if "ORG" not in t else "O" for t in odia_build["hindi"][0][1]]
+    own = [r for r in rows if not r.get("moved_from")]
+    assert not any("ORG" in t for r in moved for t in r["tags"])  # dropped in the moved sentences only
+    assert sum(t == "B-ORG" for r in own for t in r["tags"]) == sum(t == "B-ORG" for _, tags in odia_build["odia"]
+                                                                   for t in tags) > 0
     stats = json.loads((odia_build["work"] / "data" / "stats.json").read_text("utf-8"))
     assert stats["transliterated_train_sentences"] == {"Deva": len(moved)}
     manifest = open_bundle(odia_build["bundle"]).manifest
@@ -109,7 +114,8 @@ def test_a_name_only_the_neighbour_annotated_is_found_in_the_bundles_script(odia
 def test_transliterate_must_name_a_brahmic_script_the_bundle_writes(odia_build: dict, tmp_path: Path):
     text = odia_build["recipe"].read_text(encoding="utf-8")
     for bad, match in (('transliterate = "Latn"', "must be one of the Brahmic scripts"),
-                       ('transliterate = "Beng"', "which the bundle does not write")):
+                       ('transliterate = "Beng"', "which the bundle does not write"),
+                       ('transliterate = ""', "set data.transliterate too")):
         path = tmp_path / "r.toml"
         path.write_text(text.replace('transliterate = "Orya"', bad), encoding="utf-8")
         with pytest.raises(RecipeError, match=match):
