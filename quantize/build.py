@@ -270,15 +270,15 @@ class Build:
         digits = digit_style([s.tokens for s, o in zip(train, origin) if o is None], target)
         words, moved = transliterate_sentences([s.tokens for s in train], target, digits)
         train = [dataclasses.replace(s, tokens=w) for s, w in zip(train, words)]
-        if self.r.data.transliterated_drop_types:
-            dropped = drop_types([s for s, o in zip(train, origin) if o], self.r.data.transliterated_drop_types)
-            self.rep.note(f"{dropped} tags of types {sorted(self.r.data.transliterated_drop_types)} set to O in "
-                          "the transliterated sentences (data.transliterated_drop_types)")
         u_words, u_moved = transliterate_sentences([ws for ws, _ in unlabelled], target, digits)
         unlabelled = [(w, trusted) for w, (_, trusted) in zip(u_words, unlabelled)]
         self.rep.note(f"transliterated to {target} (digits: {digits}): "
                       + ", ".join(f"{n} train sentences from {s}" for s, n in sorted(moved.items()))
                       + "".join(f", {n} unlabelled from {s}" for s, n in sorted(u_moved.items())))
+        if self.r.data.transliterated_drop_types:
+            dropped = drop_types([s for s, o in zip(train, origin) if o], self.r.data.transliterated_drop_types)
+            self.rep.note(f"{dropped} tags of types {sorted(self.r.data.transliterated_drop_types)} set to O in "
+                          "the transliterated sentences (data.transliterated_drop_types)")
         return train, unlabelled, origin
 
     def stage_data(self, d: Path) -> None:
