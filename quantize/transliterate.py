@@ -59,10 +59,10 @@ def digit_style(sentences: Iterable[Sequence[str]], script: str) -> str:
     return "native" if native > ascii_ else "ascii"
 
 
-def _digit_value(ch: str) -> int | None:
+def _digit_value(ch: str, block: str | None) -> int | None:
+    """The digit ``ch`` writes (ASCII, or of ``block``, the Brahmic block holding it), else None."""
     if "0" <= ch <= "9":
         return int(ch)
-    block = brahmic_block(ch)
     offset = ord(ch) - BLOCKS[block] - _DIGIT_ZERO if block else -1
     return offset if 0 <= offset < 10 else None
 
@@ -72,11 +72,11 @@ def transliterate_word(word: str, target: str, digits: str = "ascii") -> str:
     base = BLOCKS[target]
     out = []
     for i, ch in enumerate(word):
-        value = _digit_value(ch)
+        source = brahmic_block(ch)
+        value = _digit_value(ch, source)
         if value is not None:
             out.append(chr(base + _DIGIT_ZERO + value) if digits == "native" else str(value))
             continue
-        source = brahmic_block(ch)
         if source is None or source == target or ch in _DANDAS:
             out.append(ch)
             continue
