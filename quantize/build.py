@@ -260,9 +260,11 @@ class Build:
     # -- 1. data --------------------------------------------------------------------------
 
     def _transliterated(self, train: list[Sentence], unlabelled: list[tuple[list[str], list[str] | None]],
-                        ) -> tuple[list[Sentence], list[tuple[list[str], list[str] | None]], list[str | None]]:
+                        ) -> tuple[list[Sentence], list[tuple[list[str], list[str] | None]], list[str | None],
+                                   dict[str, int]]:
         """``data.transliterate``: train and unlabelled sentences of another Brahmic script, moved to
-        the bundle's; the script each train sentence came from (None: already the bundle's)."""
+        the bundle's; the script each train sentence came from (None: already the bundle's), and
+        how many unlabelled sentences came from each script."""
         from .transliterate import digit_style, foreign_script, transliterate_sentences
 
         target = self.r.data.transliterate
@@ -272,14 +274,14 @@ class Build:
         train = [dataclasses.replace(s, tokens=w) for s, w in zip(train, words)]
         u_words, u_moved = transliterate_sentences([ws for ws, _ in unlabelled], target, digits)
         unlabelled = [(w, trusted) for w, (_, trusted) in zip(u_words, unlabelled)]
-        self.rep.note(f"transliterated to {target} (digits: {digits}): "
-                      + ", ".join(f"{n} train sentences from {s}" for s, n in sorted(moved.items()))
-                      + "".join(f", {n} unlabelled from {s}" for s, n in sorted(u_moved.items())))
+        parts = ([f"{n} train sentences from {s}" for s, n in sorted(moved.items())]
+                 + [f"{n} unlabelled from {s}" for s, n in sorted(u_moved.items())])
+        self.rep.note(f"transliterated to {target} (digits: {digits}): " + (", ".join(parts) or "nothing"))
         if self.r.data.transliterated_drop_types:
             dropped = drop_types([s for s, o in zip(train, origin) if o], self.r.data.transliterated_drop_types)
             self.rep.note(f"{dropped} tags of types {sorted(self.r.data.transliterated_drop_types)} set to O in "
                           "the transliterated sentences (data.transliterated_drop_types)")
-        return train, unlabelled, origin
+        return train, unlabelled, origin, dict(u_moved)
 
     def stage_data(self, d: Path) -> None:
         r = self.r
@@ -317,8 +319,9 @@ class Build:
             unlabelled += read_unlabelled_tagged(r.resolve(p), mapping, r.data.format, r.pretokenizer)
         unlabelled = [row for row in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if row[0]]
         moved_from: list[str | None] = [None] * len(train)
+        unlabelled_moved: dict[str, int] = {}
         if r.data.transliterate:
-            train, unlabelled, moved_from = self._transliterated(train, unlabelled)
+            train, unlabelled, moved_from, unlabelled_moved = self._transliterated(train, unlabelled)
         if teacher_labels:
             labels = list(teacher_labels)
         else:
@@ -345,6 +348,7 @@ class Build:
                  "train_entities": sum(t.startswith("B-") for s in train for t in s.tags)}
         if r.data.transliterate:
             stats["transliterated_train_sentences"] = dict(Counter(m for m in moved_from if m))
+            stats["transliterated_unlabelled_sentences"] = unlabelled_moved
         write_json(d / "stats.json", stats)
         self.rep.note(f"{stats['train_sentences']} train / {stats['eval_sentences']} eval sentences, "
                       f"{len(types)} types, {len(labels)} labels, {len(unlabelled)} unlabelled")
@@ -970,9 +974,11 @@ class Build:
                       "machine": platform.machine(),
                       "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()},
         })
-        if stats.get("transliterated_train_sentences"):
-            manifest["transliteration"] = {"to": r.data.transliterate,
-                                           "train_sentences_from": stats["transliterated_train_sentences"]}
+        moved = {key: stats[f"transliterated_{what}_sentences"] for key, what in
+                 (("train_sentences_from", "train"), ("unlabelled_sentences_from", "unlabelled"))
+                 if stats.get(f"transliterated_{what}_sentences")}
+        if moved:
+            manifest["transliteration"] = {"to": r.data.transliterate, **moved}
         if r.description:
             manifest["description"] = r.description
         tok_json = (Path(st["folder"]) / "tokenizer.json").read_bytes()

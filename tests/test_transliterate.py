@@ -72,7 +72,11 @@ def odia_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
     text = recipe_text("test-or", train, dev, family="cnn", language="or",
                        extra="[features]\nenabled = true\nbuckets = 512\ndim = 8\n")
     text = text.replace('scripts = ["Latn"]', 'scripts = ["Orya"]')
+    unlabelled = d / "hi.txt"  # the neighbour's plain text: the student reads it in Odia script too
+    unlabelled.write_text("".join(" ".join(toks) + "\n" for toks, _ in _script(synthetic_sentences(40, seed=23), 0)),
+                          encoding="utf-8")
     text = text.replace(f'train = ["{train}"]', f'train = ["{train}", "{neighbour}"]\ntransliterate = "Orya"\n'
+                        f'unlabelled = ["{unlabelled}"]\n'
                         'transliterated_drop_types = ["ORG"]')  # as if the neighbour tagged them otherwise
     text = text.replace("max_steps = 40", "max_steps = 150").replace("max_steps = 60", "max_steps = 150")
     recipe = d / "recipe.toml"
@@ -94,10 +98,17 @@ def test_the_neighbours_sentences_train_in_the_bundles_script(odia_build: dict):
     assert not any("ORG" in t for r in moved for t in r["tags"])  # dropped in the moved sentences only
     assert sum(t == "B-ORG" for r in own for t in r["tags"]) == sum(t == "B-ORG" for _, tags in odia_build["odia"]
                                                                    for t in tags) > 0
+    unlabelled = [json.loads(line) for line in
+                  (odia_build["work"] / "data" / "unlabelled.jsonl").read_text("utf-8").splitlines()]
+    assert len(unlabelled) == 40 and not any(0x0900 <= ord(c) < 0x0980 for r in unlabelled for w in r["words"]
+                                             for c in w)
+    assert any(0x0B00 <= ord(c) < 0x0B80 for c in unlabelled[0]["words"][0])
     stats = json.loads((odia_build["work"] / "data" / "stats.json").read_text("utf-8"))
     assert stats["transliterated_train_sentences"] == {"Deva": len(moved)}
+    assert stats["transliterated_unlabelled_sentences"] == {"Deva": 40}
     manifest = open_bundle(odia_build["bundle"]).manifest
-    assert manifest["transliteration"] == {"to": "Orya", "train_sentences_from": {"Deva": len(moved)}}
+    assert manifest["transliteration"] == {"to": "Orya", "train_sentences_from": {"Deva": len(moved)},
+                                           "unlabelled_sentences_from": {"Deva": 40}}
     # the router's profile is the bundle's own language only
     profile = json.loads((Path(odia_build["bundle"]) / "profile.json").read_text("utf-8"))
     own = build_profile([" ".join(toks) for toks, _ in _script(odia_build["odia"], 0x200)], profile["language"])
