@@ -261,10 +261,10 @@ class Build:
 
     def _transliterated(self, train: list[Sentence], unlabelled: list[tuple[list[str], list[str] | None]],
                         ) -> tuple[list[Sentence], list[tuple[list[str], list[str] | None]], list[str | None],
-                                   dict[str, int]]:
+                                   dict[str, dict[str, int]]]:
         """``data.transliterate``: train and unlabelled sentences of another Brahmic script, moved to
         the bundle's; the script each train sentence came from (None: already the bundle's), and
-        how many unlabelled sentences came from each script."""
+        how many sentences of each kind ("train", "unlabelled") came from each script."""
         from .transliterate import digit_style, foreign_script, transliterate_sentences
 
         target = self.r.data.transliterate
@@ -281,7 +281,7 @@ class Build:
             dropped = drop_types([s for s, o in zip(train, origin) if o], self.r.data.transliterated_drop_types)
             self.rep.note(f"{dropped} tags of types {sorted(self.r.data.transliterated_drop_types)} set to O in "
                           "the transliterated sentences (data.transliterated_drop_types)")
-        return train, unlabelled, origin, dict(u_moved)
+        return train, unlabelled, origin, {"train": dict(moved), "unlabelled": dict(u_moved)}
 
     def stage_data(self, d: Path) -> None:
         r = self.r
@@ -319,9 +319,9 @@ class Build:
             unlabelled += read_unlabelled_tagged(r.resolve(p), mapping, r.data.format, r.pretokenizer)
         unlabelled = [row for row in _sample(unlabelled, r.data.max_unlabelled_sentences, rng) if row[0]]
         moved_from: list[str | None] = [None] * len(train)
-        unlabelled_moved: dict[str, int] = {}
+        moved: dict[str, dict[str, int]] = {}
         if r.data.transliterate:
-            train, unlabelled, moved_from, unlabelled_moved = self._transliterated(train, unlabelled)
+            train, unlabelled, moved_from, moved = self._transliterated(train, unlabelled)
         if teacher_labels:
             labels = list(teacher_labels)
         else:
@@ -346,9 +346,8 @@ class Build:
         stats = {"train_sentences": len(train), "eval_sentences": len(evals), "unlabelled_sentences": len(unlabelled),
                  "train_words": sum(len(s.tokens) for s in model_train),
                  "train_entities": sum(t.startswith("B-") for s in train for t in s.tags)}
-        if r.data.transliterate:
-            stats["transliterated_train_sentences"] = dict(Counter(m for m in moved_from if m))
-            stats["transliterated_unlabelled_sentences"] = unlabelled_moved
+        for what, counts in moved.items():  # "train", "unlabelled"
+            stats[f"transliterated_{what}_sentences"] = counts
         write_json(d / "stats.json", stats)
         self.rep.note(f"{stats['train_sentences']} train / {stats['eval_sentences']} eval sentences, "
                       f"{len(types)} types, {len(labels)} labels, {len(unlabelled)} unlabelled")
@@ -553,8 +552,6 @@ class Build:
                                spec: Any) -> tuple[list[Any], dict[str, Any]]:
         """The unlabelled text as training windows for the members after the first: tagged by the
         first member, its own annotation trusted where the recipe maps it (:mod:`quantize.pseudo`)."""
-        from collections import Counter
-
         from .encode import encode
         from .featured import logits
         from .augment import mentions_of
@@ -974,9 +971,8 @@ class Build:
                       "machine": platform.machine(),
                       "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()},
         })
-        moved = {key: stats[f"transliterated_{what}_sentences"] for key, what in
-                 (("train_sentences_from", "train"), ("unlabelled_sentences_from", "unlabelled"))
-                 if stats.get(f"transliterated_{what}_sentences")}
+        moved = {f"{what}_sentences_from": stats[f"transliterated_{what}_sentences"]
+                 for what in ("train", "unlabelled") if stats.get(f"transliterated_{what}_sentences")}
         if moved:
             manifest["transliteration"] = {"to": r.data.transliterate, **moved}
         if r.description:
