@@ -6,6 +6,7 @@ checked is the plumbing (formats, ids, parity, agreement, resumption), not accur
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from edge_finer.annotator import Annotator
 from edge_finer.bundle import open_bundle
 from quantize.build import run_recipe
 from quantize.evaluate import gold_text, spans_to_tags, token_agreement
+from quantize.workdir import file_stamp, folder_stamp
 from quantize_helpers import (LABELS, SHARED, make_teacher, offline, read_shared_sample, recipe_text,
                               synthetic_sentences, write_conll)
 
@@ -134,10 +136,13 @@ def test_trimmed_tokenizer_matches_the_teacher_on_the_corpus(built: dict) -> Non
         assert a.tokens == b.tokens
 
 
-def test_resume_reuses_finished_stages(built: dict) -> None:
+def test_resume_reuses_finished_stages(built: dict, synthetic: tuple[Path, Path]) -> None:
     work = built["work"]
     markers = {p.parent.name: p.stat().st_mtime_ns for p in work.glob("*/.done")}
     assert set(markers) == {"data", "teacher", "trim", "student", "export", "quantize", "evaluate", "profile"}
+    # inputs copied anew (same bytes, new modification times: a re-synced dataset) are the same inputs
+    for p in [*synthetic, *(f for f in built["teacher"].rglob("*") if f.is_file())]:
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
     t0 = time.monotonic()
     run_recipe(built["recipe"], work_dir=work, out_dir=built["out"], console=_quiet())
     assert time.monotonic() - t0 < max(8.0, built["seconds"] / 2)
@@ -153,6 +158,21 @@ def test_resume_reuses_finished_stages(built: dict) -> None:
         assert after[stage] != markers[stage]
     m = open_bundle(built["bundle"]).manifest
     assert m["model"]["distillation"]["steps"] == 30
+
+
+def test_input_stamps_follow_content_not_place_or_time(tmp_path: Path) -> None:
+    a = tmp_path / "a" / "train.conll"
+    a.parent.mkdir()
+    a.write_text("Ram B-NEP\n\n", encoding="utf-8")
+    b = tmp_path / "b" / "train.conll"
+    b.parent.mkdir()
+    b.write_bytes(a.read_bytes())
+    os.utime(b, ns=(0, 0))
+    assert file_stamp(a) == file_stamp(b) and folder_stamp(a.parent) == folder_stamp(b.parent)
+    b.write_text("Ram B-NEL\n\n", encoding="utf-8")  # same size, one changed byte
+    assert file_stamp(a) != file_stamp(b)
+    (b.parent / "dev.conll").write_bytes(b"")
+    assert folder_stamp(a.parent) != folder_stamp(b.parent)
 
 
 def test_profile_is_built_from_the_training_text_and_refreshable(built: dict, tmp_path: Path) -> None:
