@@ -95,6 +95,41 @@ class PoolStats:
                 + (f"-{vals[-1]:.0f}" if round(vals[-1]) != round(vals[0]) else "") + " MB")
 
 
+class InterruptLatch:
+    """Ctrl-C that a run cannot lose: the parent's SIGINT is remembered as well as raised.
+
+    Python prints and drops a KeyboardInterrupt that lands while a finalizer runs (a closed
+    generator, a ``__del__``), so a long run could carry on to the end after the user pressed
+    Ctrl-C.  :meth:`check` raises it again at the next safe point (one per output).  Installed
+    from the main thread only (elsewhere signals cannot be handled); the old handler comes back
+    on exit.
+    """
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._old: Any = None
+        self._installed = False
+
+    def __enter__(self) -> "InterruptLatch":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.hit = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C came, even if its first raise was swallowed."""
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._old)
+
+
 # -- the worker side --------------------------------------------------------------------------
 
 _task: Callable[[Any], Any] | None = None

@@ -125,6 +125,27 @@ def _gone(pids: list[int], timeout: float = 10) -> bool:
     return False
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_interrupt_latch_keeps_a_ctrl_c_that_a_finalizer_swallowed():
+    """Python drops a KeyboardInterrupt raised inside ``__del__``; the latch raises it again."""
+    from edge_finer.parallel import InterruptLatch
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the handler runs here, and its KeyboardInterrupt is printed and lost
+
+    before = signal.getsignal(signal.SIGINT)
+    with InterruptLatch() as latch:
+        Finalizer()
+        assert latch.hit
+        with pytest.raises(KeyboardInterrupt):
+            latch.check()
+    assert signal.getsignal(signal.SIGINT) is before
+    with InterruptLatch() as quiet:
+        quiet.check()  # no Ctrl-C: nothing raised
+
+
 @pytest.mark.parametrize("victim", ["worker", "parent", "interrupt"])
 def test_killed_run_then_resume_is_byte_identical(bundles_env, tmp_path: Path, victim: str):
     """SIGKILL of a worker (the run stops with one error line), SIGKILL of the parent (the
