@@ -195,7 +195,7 @@ def ordered_map(items: Iterable[tuple[Any, Any]], init: Callable[..., Callable[[
     """
     import multiprocessing
     from collections import deque
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     window = window or 2 * workers + 2
