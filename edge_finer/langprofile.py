@@ -13,7 +13,6 @@ router scores text with the same function, so the two cannot drift apart.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path

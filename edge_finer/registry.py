@@ -7,7 +7,6 @@ full checksum verification happens when a bundle is opened.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile

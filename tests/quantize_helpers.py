@@ -130,8 +130,8 @@ def recipe_text(name: str, train: Path, eval_: Path, teacher: str = "", family: 
                 extra: str = "", language: str = "en", taxonomy_block: str = "") -> str:
     """A small recipe for tests: tiny sizes, few steps, one thread."""
     teacher_line = f'path = "{teacher}"' if teacher else f'family = "{family}"'
-    tax = taxonomy_block or f'[taxonomy]\nname = "synthetic"\ntypes = ["PER", "LOC", "ORG"]\n' \
-                            f'coarse = {{ PER = "Person", LOC = "Location", ORG = "Group" }}\n'
+    tax = taxonomy_block or '[taxonomy]\nname = "synthetic"\ntypes = ["PER", "LOC", "ORG"]\n' \
+                            'coarse = { PER = "Person", LOC = "Location", ORG = "Group" }\n'
     return f'''name = "{name}"
 version = "0.0.1"
 demo = true

@@ -25,7 +25,6 @@ from edge_finer.annotator import Annotator  # noqa: E402
 from edge_finer.service import Service, entity_json  # noqa: E402
 from edge_finer.web.app import STATIC, create_app  # noqa: E402
 from edge_finer.web.gate import Busy, Gate  # noqa: E402
-from edge_finer.web.openapi import openapi_document  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "Ravi Shankar Kumar works at Infosys Limited in Guwahati.\nअमित शाह visited Delhi and Shillong."
