@@ -101,8 +101,9 @@ class InterruptLatch:
     Python prints and drops a KeyboardInterrupt that lands while a finalizer runs (a closed
     generator, a ``__del__``), so a long run could carry on to the end after the user pressed
     Ctrl-C.  :meth:`check` raises it again at the next safe point (one per output).  Installed
-    from the main thread only (elsewhere signals cannot be handled); the old handler comes back
-    on exit.
+    only over Python's own handler, from the main thread (a process that ignores SIGINT, as a
+    background job does, or an application with its own handler keeps it); the old handler comes
+    back on exit.
     """
 
     def __init__(self) -> None:
@@ -111,7 +112,8 @@ class InterruptLatch:
         self._installed = False
 
     def __enter__(self) -> "InterruptLatch":
-        if threading.current_thread() is threading.main_thread():
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             self._old = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self

@@ -144,6 +144,12 @@ def test_interrupt_latch_keeps_a_ctrl_c_that_a_finalizer_swallowed():
     assert signal.getsignal(signal.SIGINT) is before
     with InterruptLatch() as quiet:
         quiet.check()  # no Ctrl-C: nothing raised
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job's SIGINT stays ignored
+    try:
+        with InterruptLatch():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize("victim", ["worker", "parent", "interrupt"])
