@@ -610,6 +610,7 @@ def _records(annotator, source_name: str, text: str) -> Iterator:
 def _annotate_sources(make_records, sources, fmt: str, granularity: str, output: Optional[Path],
                       force: bool, encoding: str, errors: str, resume: bool = False) -> int:
     from edge_finer.formats import DOCUMENT_FORMATS, EXTENSIONS, boundary, render
+    from edge_finer.parallel import interruptible
     from edge_finer.textio import atomic_write, check_output_target, read_text
 
     inputs = {s.path.resolve() for s in sources if s.path is not None and s.path.exists()}
@@ -619,7 +620,7 @@ def _annotate_sources(make_records, sources, fmt: str, granularity: str, output:
     failed = 0
     progress = _progress(sum(_size(s) for s in sources)) if output is not None else None
     try:
-        for source in sources:
+        for source in interruptible(sources):
             size = _size(source)
             done = [0.0]
             try:

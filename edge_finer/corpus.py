@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from .errors import DiskFullError, InputError, OutputError
-from .parallel import InterruptLatch, Local, PoolStats, ordered_map
+from .parallel import Local, PoolStats, interruptible, ordered_map
 
 #: Files larger than this (on disk) are split into chunks of lines across the workers.
 CHUNK_FILE_BYTES = 256 * 1024
@@ -235,61 +235,58 @@ def annotate_parallel(spec: WorkerSpec, annotator: Any, sources: list, output: O
                else (lambda share: None))
     failed = 0
     stdout_header = True
-    with InterruptLatch() as latch:
-        try:
-            for i, src in enumerate(sources):
-                latch.check()
-                size = cli._size(src)  # progress counts bytes
-                parts = _Parts(stream, i, lambda share, size=size: advance(share * size))
-                try:
-                    first = next(parts.values)
-                    local = _in_parent(make_records, spec, src, output is not None) if first is _STREAM else None
-                    if output is None:
-                        if spec.fmt == "table":
-                            cli._print_table(chain.from_iterable(chain([first], parts.values)), spec.granularity)
-                        else:
-                            if spec.fmt == "tsv" and stdout_header:
-                                sys.stdout.write(TSV_HEADER)
-                            if len(sources) > 1:
-                                sys.stdout.write(boundary(spec.fmt, src.name))
-                            body = (local if local is not None else
-                                    chain([first], parts.values) if spec.fmt in TEXT_FORMATS else  # brat: one numbering
-                                    render(chain.from_iterable(chain([first], parts.values)), spec.fmt, spec.granularity))
-                            for piece in body:
-                                sys.stdout.write(piece)
-                            sys.stdout.flush()
-                            stdout_header = False
-                        continue
-                    target = output / (src.output_stem + EXTENSIONS[spec.fmt])
-                    if target.resolve() in written:
-                        raise OutputError(f"{target}: already holds the results of {written[target.resolve()]} "
-                                          "from this run; annotate inputs with the same name separately")
-                    if first is _SKIP:
-                        written[target.resolve()] = src.name
-                        continue
-                    check_output_target(target, inputs, force)
-                    if spec.fmt == "brat":  # a brat collection: the text each .ann indexes beside it
-                        txt = target.with_suffix(".txt")
-                        check_output_target(txt, inputs, force or resume)
-                        atomic_write(txt, read_text(src, spec.encoding, spec.errors))
-                    atomic_write(target, local if local is not None else _body(spec, first, parts.values))
+    try:
+        for i, src in enumerate(interruptible(sources)):
+            size = cli._size(src)  # progress counts bytes
+            parts = _Parts(stream, i, lambda share, size=size: advance(share * size))
+            try:
+                first = next(parts.values)
+                local = _in_parent(make_records, spec, src, output is not None) if first is _STREAM else None
+                if output is None:
+                    if spec.fmt == "table":
+                        cli._print_table(chain.from_iterable(chain([first], parts.values)), spec.granularity)
+                    else:
+                        if spec.fmt == "tsv" and stdout_header:
+                            sys.stdout.write(TSV_HEADER)
+                        if len(sources) > 1:
+                            sys.stdout.write(boundary(spec.fmt, src.name))
+                        body = (local if local is not None else
+                                chain([first], parts.values) if spec.fmt in TEXT_FORMATS else  # brat: one numbering
+                                render(chain.from_iterable(chain([first], parts.values)), spec.fmt, spec.granularity))
+                        for piece in body:
+                            sys.stdout.write(piece)
+                        sys.stdout.flush()
+                        stdout_header = False
+                    continue
+                target = output / (src.output_stem + EXTENSIONS[spec.fmt])
+                if target.resolve() in written:
+                    raise OutputError(f"{target}: already holds the results of {written[target.resolve()]} "
+                                      "from this run; annotate inputs with the same name separately")
+                if first is _SKIP:
                     written[target.resolve()] = src.name
-                except DiskFullError:
-                    parts.done = True
-                    raise  # every later output would fail too: one error, the run stops
-                except (InputError, OutputError) as exc:
-                    failed += 1
-                    cli._err(str(exc))
-                except BaseException:  # Ctrl-C, a dead worker: stop now, finish nothing more
-                    parts.done = True
-                    raise
-                finally:
-                    parts.drain()  # the rest of a failed input's units, to reach the next input's
-            latch.check()  # a Ctrl-C during the last outputs still ends the run as interrupted
-        finally:
-            stream.close()  # stops the workers if the run did not finish
-            if progress is not None:
-                progress[0].stop()
+                    continue
+                check_output_target(target, inputs, force)
+                if spec.fmt == "brat":  # a brat collection: the text each .ann indexes beside it
+                    txt = target.with_suffix(".txt")
+                    check_output_target(txt, inputs, force or resume)
+                    atomic_write(txt, read_text(src, spec.encoding, spec.errors))
+                atomic_write(target, local if local is not None else _body(spec, first, parts.values))
+                written[target.resolve()] = src.name
+            except DiskFullError:
+                parts.done = True
+                raise  # every later output would fail too: one error, the run stops
+            except (InputError, OutputError) as exc:
+                failed += 1
+                cli._err(str(exc))
+            except BaseException:  # Ctrl-C, a dead worker: stop now, finish nothing more
+                parts.done = True
+                raise
+            finally:
+                parts.drain()  # the rest of a failed input's units, to reach the next input's
+    finally:
+        stream.close()  # stops the workers if the run did not finish
+        if progress is not None:
+            progress[0].stop()
     sys.stderr.write(f"edge-finer: {stats.memory_line()}\n")
     return failed
 

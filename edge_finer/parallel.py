@@ -96,26 +96,24 @@ class PoolStats:
 
 
 class InterruptLatch:
-    """Ctrl-C that a run cannot lose: the parent's SIGINT is remembered as well as raised.
+    """Ctrl-C that a run cannot lose: the SIGINT is remembered as well as raised.
 
     Python prints and drops a KeyboardInterrupt that lands while a finalizer runs (a closed
     generator, a ``__del__``), so a long run could carry on to the end after the user pressed
-    Ctrl-C.  :meth:`check` raises it again at the next safe point (one per output).  Installed
-    only over Python's own handler, from the main thread (a process that ignores SIGINT, as a
-    background job does, or an application with its own handler keeps it); the old handler comes
-    back on exit.
+    Ctrl-C.  :meth:`check` raises it again at the next safe point.  Installed only over
+    Python's own handler, from the main thread (a process that ignores SIGINT, as a background
+    job does, or an application with its own handler keeps it); the old handler comes back on
+    exit.
     """
 
     def __init__(self) -> None:
         self.hit = False
-        self._old: Any = None
-        self._installed = False
+        self._old: Any = None  # the handler replaced; None: none was
 
     def __enter__(self) -> "InterruptLatch":
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             self._old = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -128,8 +126,18 @@ class InterruptLatch:
             raise KeyboardInterrupt
 
     def __exit__(self, *exc: Any) -> None:
-        if self._installed:
+        if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
+
+
+def interruptible(items: Iterable[Any]) -> Iterator[Any]:
+    """``items``, with a Ctrl-C during the work on one raised before the next is handed out (and
+    after the last): the input loop of ``annotate``, one process or many."""
+    with InterruptLatch() as latch:
+        for item in items:
+            latch.check()
+            yield item
+        latch.check()
 
 
 # -- the worker side --------------------------------------------------------------------------

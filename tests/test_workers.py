@@ -127,8 +127,9 @@ def _gone(pids: list[int], timeout: float = 10) -> bool:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_interrupt_latch_keeps_a_ctrl_c_that_a_finalizer_swallowed():
-    """Python drops a KeyboardInterrupt raised inside ``__del__``; the latch raises it again."""
-    from edge_finer.parallel import InterruptLatch
+    """Python drops a KeyboardInterrupt raised inside ``__del__``; the latch raises it again, and
+    ``interruptible`` (the input loop of annotate, one process or many) before the next input."""
+    from edge_finer.parallel import InterruptLatch, interruptible
 
     class Finalizer:
         def __del__(self):
@@ -146,6 +147,13 @@ def test_interrupt_latch_keeps_a_ctrl_c_that_a_finalizer_swallowed():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         with InterruptLatch() as quiet:
             quiet.check()  # no Ctrl-C: nothing raised
+        seen = []
+        with pytest.raises(KeyboardInterrupt):
+            for item in interruptible(["a.txt", "b.txt", "c.txt"]):
+                seen.append(item)
+                Finalizer()
+        assert seen == ["a.txt"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert list(interruptible(["a.txt", "b.txt"])) == ["a.txt", "b.txt"]
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job's SIGINT stays ignored
         with InterruptLatch():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
