@@ -44,8 +44,17 @@ THRESHOLD_SLACK = 0.25
 _LETTERS = re.compile("(?:[^\\W\\d_]|[" + MARKS + "])+")
 
 
+#: Invisible format characters that sit *inside* words and are deleted, not read as a word break:
+#: the zero-width non-joiner and joiner (Devanagari, Bengali and Odia text writes "सम्‍मान" with a
+#: joiner to choose a half-form), the soft hyphen and the word joiner.  Read as breaks, they cut
+#: one word into two that the language never writes (Hindi news sentences scored as Magahi:
+#: benchmarks/results/routing.md).  The zero-width space stays a break: it separates words.
+JOINERS = "\u00ad\u200c\u200d\u2060"
+
+
 class _Blanks(dict):  # type: ignore[type-arg]
-    """``str.translate`` table: a letter or mark maps to itself, anything else to a space.
+    """``str.translate`` table: a letter or mark maps to itself, a joiner (:data:`JOINERS`) to
+    nothing, anything else to a space.
 
     Filled per character on first sight: the regex above is slow per character (its marks
     class is a long list of ranges, ~20 µs a sentence), the table lookup runs in C.
@@ -53,8 +62,8 @@ class _Blanks(dict):  # type: ignore[type-arg]
 
     LIMIT = 1 << 16  # distinct characters remembered (hostile input cannot grow it further)
 
-    def __missing__(self, cp: int) -> int:
-        value = cp if _LETTERS.fullmatch(chr(cp)) else 32
+    def __missing__(self, cp: int) -> int | None:
+        value = None if chr(cp) in JOINERS else cp if _LETTERS.fullmatch(chr(cp)) else 32
         if len(self) < self.LIMIT:
             self[cp] = value
         return value
@@ -64,13 +73,14 @@ _BLANKS = _Blanks()
 
 
 def letter_runs(text: str) -> list[str]:
-    """The case-folded runs of letters and marks of ``text`` (what ``_LETTERS.findall`` finds)."""
+    """The case-folded runs of letters and marks of ``text`` (what ``_LETTERS.findall`` finds
+    once the joiners are taken out)."""
     return text.casefold().translate(_BLANKS).split()
 
 
 #: Code point -> itself (a letter or mark) or 32, as :data:`_BLANKS` says; NUL (the separator
-#: :func:`letter_runs_many` joins texts with) maps to itself.
-_BMP_BLANKS = CodePointTable(_BLANKS.__getitem__, fixed={0: 0})
+#: :func:`letter_runs_many` joins texts with) maps to itself.  Joiners never reach it (deleted first).
+_BMP_BLANKS = CodePointTable(lambda cp: 32 if _BLANKS[cp] is None else _BLANKS[cp], fixed={0: 0})
 
 
 def letter_runs_many(texts: list[str]) -> list[list[str]]:
@@ -80,6 +90,9 @@ def letter_runs_many(texts: list[str]) -> list[list[str]]:
     joined = "\0".join(texts)
     if joined.isascii() or joined.count("\0") != len(texts) - 1:  # ASCII: translate's own fast path
         return [letter_runs(t) for t in texts]
+    for joiner in JOINERS:
+        if joiner in joined:
+            joined = joined.replace(joiner, "")
     cps = np.frombuffer(joined.casefold().encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     mapped = _BMP_BLANKS.lookup(cps)
     if mapped is None:  # a letter beyond the BMP (rare): the dict handles every plane

@@ -90,6 +90,19 @@ def test_ngrams_are_case_folded_letter_runs():
     assert ngrams("123 !?") == []
 
 
+def test_joiners_inside_a_word_do_not_cut_it():
+    """A zero-width joiner (Devanagari half-forms), non-joiner or soft hyphen is part of the word
+    it sits in: cut there, "सम्‍मान" became "सम्" and "मान", which Hindi never writes; the
+    zero-width space still separates words."""
+    from edge_finer.langprofile import letter_runs, letter_runs_many
+
+    texts = ["सम्\u200dमान हिन्\u200cदी", "Sil\u00adben zähl\u2060en", "a\u200bb"]
+    want = [["सम्मान", "हिन्दी"], ["silben", "zählen"], ["a", "b"]]
+    assert [letter_runs(t) for t in texts] == want
+    assert letter_runs_many(texts) == want
+    assert ngrams("म\u200dन", orders=(2,)) == [" म", "मन", "न "]
+
+
 def test_profile_is_deterministic_and_calibrated():
     a = build_profile(corpus("aa"), {"bcp47": "aa"})
     assert a == build_profile(corpus("aa"), {"bcp47": "aa"})

@@ -443,7 +443,8 @@ def test_language_names_codes_and_recipes():
         no_bundle_line("bho")
 
 
-TEXTS = st.text(st.sampled_from(list("abc xyzÄß.!\u0301\u093fदिल्ली১২ 7\n\t")) | st.characters(codec=None), max_size=60)
+TEXTS = st.text(st.sampled_from(list("abc xyzÄß.!\u0301\u093fदिल्ली১২ 7\n\t\u200c\u200d\u00ad\u200b"))
+                | st.characters(codec=None), max_size=60)
 
 
 @settings(max_examples=150, deadline=None)
@@ -565,6 +566,40 @@ def test_benchmark_runs_end_to_end(tmp_path: Path):
     assert set(res["sentences"]) >= {"as", "bho", "mr", "ne", "mai", "de", "pcm", "ur", "te", "zu", "ig"}
     assert res["cost"] and all(0 < v["sentence_share"] < 1 for v in res["cost"].values())
     assert "Close pairs" in (tmp_path / "routing.md").read_text(encoding="utf-8")
+
+
+def test_benchmark_audit_counts_only_what_the_judge_reads_as_the_routed_language():
+    """The routing benchmark's audit: of the sentences of a language without a bundle that
+    reached an installed bundle, those an independent identifier reads as that very language."""
+    from types import SimpleNamespace
+
+    from benchmarks.routing import audit_to_installed
+    from edge_finer.cld3 import Cld3Result
+
+    routed = {"all drivers compete in firestone shod dallaras": ("en", "multiconer2-en"),
+              "green também jogou pelo cleveland cavaliers": ("en", "multiconer2-en"),
+              "o jogador também marcou dois golos": ("pt", None),
+              "short one": ("en", "multiconer2-en")}  # under 20 characters: not counted
+    judged = {"all drivers compete in firestone shod dallaras": Cld3Result("en", 0.99, True, "en"),
+              "green também jogou pelo cleveland cavaliers": Cld3Result("pt", 0.97, True, "pt")}
+    router = SimpleNamespace(route=lambda s: SimpleNamespace(language=routed[s][0], bundle=routed[s][1]))
+    sets = {"pt": list(routed), "en": ["all drivers compete in firestone shod dallaras"]}
+    got = audit_to_installed(router, sets, {"en"}, judged.__getitem__)
+    assert got["to_installed"] == 2 and got["judge_agrees"] == 1 and got["by_pair"] == {"pt->en": 1}
+    judged["all drivers compete in firestone shod dallaras"] = Cld3Result("en", 0.6, True, "en")  # unsure
+    assert audit_to_installed(router, sets, {"en"}, judged.__getitem__)["judge_agrees"] == 0
+
+
+def test_reference_build_keeps_a_small_source_whole():
+    """A language's sentences come from several sources; one of another register that is smaller
+    than an equal share is read whole, the larger ones share the rest by size."""
+    from quantize.langrefs import _parts
+
+    news, wiki, talk = [f"n{i}" for i in range(11000)], [f"w{i}" for i in range(9000)], [f"t{i}" for i in range(800)]
+    parts = _parts([news, wiki, talk], 6000)
+    assert parts[2] == talk and abs(sum(map(len, parts)) - 6000) <= 1
+    assert len(parts[0]) == round(5200 * 11000 / 20000) and len(set(parts[0])) == len(parts[0])
+    assert _parts([news[:10], talk[:5]], 6000) == [news[:10], talk[:5]]
 
 
 def test_reference_build_takes_table_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
