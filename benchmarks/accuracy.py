@@ -342,12 +342,21 @@ def merged(earlier: dict[str, Any], rows: list[dict], remark: str) -> tuple[list
     return kept + list(fresh.values()), "\n\n".join(x for x in (earlier.get("remark", ""), remark) if x)
 
 
-def report(rows: list[dict], minutes: float) -> str:
+def machine_line() -> str:
+    """This machine, as the report's first line names it (the probes' machine, not the reader's)."""
     from benchmarks.shipped import cpu_flags, machine
 
+    m = machine()
+    return f"{m['cpu']}, {m['cores']} cores (CPU flags: {cpu_flags()})"
+
+
+#: What the committed probes ran on, for a report written before the file recorded its machine.
+PROBES_MACHINE = "AMD EPYC, 2 cores (CPU flags: avx2)"
+
+
+def report(rows: list[dict], minutes: float, probes_machine: str) -> str:
     shipped = json.loads((RESULTS / "shipped.json").read_text(encoding="utf-8"))
     spacy = {r["bundle"]: r["spacy"]["f1"] for r in shipped.get("results", [])}
-    m = machine()
     mixed = len({str(r["budget"]) for r in rows}) > 1
     for r in rows:  # a probe run for another budget is its own column, named with its minutes
         label = f"{r['budget'][1:]} steps" if isinstance(r["budget"], str) else f"{r['budget']:g} min"
@@ -355,7 +364,7 @@ def report(rows: list[dict], minutes: float) -> str:
     variants = list(dict.fromkeys(r["column"] for r in rows))
     lines = [
         "# Accuracy ablation (dev F1, same CPU budget per variant)", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores (CPU flags: {cpu_flags()}); one thread per probe, "
+        f"Machine: {probes_machine}; one thread per probe, "
         f"{minutes:g} minutes of training each, two probes side by side. Regenerate with "
         "`python -m benchmarks.accuracy` (see its docstring).", "",
         "`cnn+features+family` spends half its budget on the train splits of every language of the dataset's "
@@ -430,8 +439,11 @@ def main() -> None:
     earlier = json.loads((RESULTS / "accuracy.json").read_text(encoding="utf-8")) \
         if (RESULTS / "accuracy.json").is_file() else {}
     rows, remark = merged(earlier, rows, args.remark)
-    md = report(rows, args.minutes) + (f"\n{remark}\n" if remark else "")
-    save_results(RESULTS, "accuracy", {"minutes": args.minutes, "probes": rows, "remark": remark}, md)
+    # --report-only runs nothing: the machine stays the one the committed probes ran on
+    probes_machine = earlier.get("machine", PROBES_MACHINE) if args.report_only else machine_line()
+    md = report(rows, args.minutes, probes_machine) + (f"\n{remark}\n" if remark else "")
+    save_results(RESULTS, "accuracy", {"minutes": args.minutes, "machine": probes_machine, "probes": rows,
+                                       "remark": remark}, md)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--remark", default="", help="a line on how the peer was trained (kept with the row)")
+    ap.add_argument("--row", default="", help="the row's name in the report (default: the bundle's; another name "
+                    "keeps a row per peer, e.g. one per spaCy seed)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     row.update({"spacy_version": spacy.__version__, "remark": args.remark})
     path = args.out / "paired_bootstrap.json"
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    rows = {**old.get("bundles", {}), args.bundle: row}
+    rows = {**old.get("bundles", {}), (args.row or args.bundle): row}
     from benchmarks.report import save_results
 
     mach = machine()

@@ -84,11 +84,12 @@ ROUTE_MARGIN = 0.05
 #: Weight of the word tables' evidence (mean log-probability per word, ``edge_finer.langrefs``)
 #: added to the n-gram score when the candidates are ranked and their margins measured; the
 #: calibration thresholds stay on the n-grams alone.  Chosen at the route margin on held-out
-#: *build* text (`benchmarks/routing.py`, "Tuning text"; references with joiners read inside
-#: words and small sources kept whole: installed languages right 98.27 % with the n-grams alone,
-#: 98.95 % at 0.2, 99.05 % at 0.5; other languages reaching a bundle 0.49 %, 0.48 %, 0.40 %);
-#: 0 turns the words off (the router before them).
-WORD_WEIGHT = 0.5
+#: *build* text (`benchmarks/routing.py`, "Tuning text": installed languages right 98.27 % with
+#: the n-grams alone, 98.95 % at 0.2, 99.05 % at 0.5; other languages reaching a bundle 0.49 %,
+#: 0.48 %, 0.40 %): the lightest weight within a few sentences of the best, since a heavier one
+#: lets the word tables outvote the n-grams on a short text of names ("Barack Obama visited
+#: Paris." went to French at 0.5); 0 turns the words off (the router before them).
+WORD_WEIGHT = 0.2
 #: A reference language's threshold for routing to its bundle: its held-out p1 lowered by this
 #: share of the p1-p50 gap.  Among the 51 languages it changes little (the competition decides);
 #: it is what keeps text of a language outside them from an installed bundle
@@ -301,7 +302,9 @@ class Router:
                                                evidence, 0.0)
                 continue
             texts = [samples[i] for i, _, _, _ in items]
-            runs = letter_runs_many(texts) if pool.words is not None and WORD_WEIGHT else None
+            # the letter runs once, for the n-grams and the words alike: over a whole batch a table
+            # lookup per code point costs a quarter of str.translate text by text
+            runs = letter_runs_many(texts)
             avg, n = table.score_many(texts, runs)
             if len(pool.codes) == 1:
                 for (i, evidence, short, share), row in zip(items, avg[:, 0].tolist()):

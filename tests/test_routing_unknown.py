@@ -341,6 +341,10 @@ def test_real_text_without_a_bundle_is_named(shipped):
         assert d.reason == no_bundle_line(lang) and d.reason.startswith(f"{lang} ({LANGUAGES[lang].name}):")
     d = router.route("Barack Obama visited the Louvre in Paris with Angela Merkel on Monday.")
     assert (d.language, d.bundle) == ("en", "multiconer2-en")
+    # few words, most of them names: the word tables must not outvote the n-grams (French at a
+    # word weight of 0.5)
+    for short in ("Barack Obama visited Paris.", "Barack Obama visited Paris. " * 150):
+        assert router.route(short).bundle == "multiconer2-en", router.route(short).reason
     d = router.route("प्रधानमंत्री नरेंद्र मोदी ने सोमवार को दिल्ली में अधिकारियों से मुलाकात की।")
     assert d.language == "hi" and d.bundle in ("il-ner-hi", "multiconer2-hi")
 
