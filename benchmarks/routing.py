@@ -121,10 +121,9 @@ def audit_to_installed(router, sets: dict[str, list[str]], installed: set[str], 
     """The sentences of languages without a bundle that reached an installed bundle, read by an
     independent identifier (py3langid, which the default router does not consult): how many it
     also reads as the installed language they were routed to.  A sentence's language here is
-    its corpus's (a Portuguese Wikipedia list of English song titles counts as Portuguese), so
-    such sentences are text of the installed language inside another language's corpus, and the
-    "never" target is not met by text that really is English.  Reported beside the headline,
-    never instead of it."""
+    its corpus's (an English quotation in a Nigerian Pidgin news corpus counts as Pidgin), so
+    those it reads so are text of the installed language inside another language's corpus: the
+    "never" target cannot be met on them.  Reported beside the headline, never instead of it."""
     c = Counter()
     examples: dict[str, int] = Counter()
     for lang, sents in sets.items():
@@ -593,9 +592,9 @@ def markdown(res: dict) -> str:
                   "score plus the word weight times the word score. Ranking and margins only (no calibration "
                   "thresholds). The rule: of the points at which >= 99 % of the sentences of languages without a "
                   "bundle come out unknown or as themselves and no more of them reach an installed bundle than "
-                  f"with the n-grams alone at their margin ({tune.get('plain_margin')}), at that margin, the lightest whose "
-                  f"installed sentences come out right within {TUNING_TIE:g} points of the best: word weight **{tune.get('chosen_word_weight')}**, margin "
-                  f"**{tune['chosen']}**.", "",
+                  f"with the n-grams alone at their margin ({tune.get('plain_margin')}), at that margin, the "
+                  f"lightest word weight whose installed sentences come out right within {TUNING_TIE:g} points of "
+                  f"the best: word weight **{tune.get('chosen_word_weight')}**, margin **{tune['chosen']}**.", "",
                   "| word weight | route margin | installed right | installed unknown | others unknown or themselves | "
                   "others to installed |", "|---|---|---|---|---|---|"]
         for r in tune["rows"]:
