@@ -224,6 +224,29 @@ def trade_off(references, sets: dict[str, list[str]], installed: set[str]) -> li
     return rows
 
 
+def choose_tuning_point(rows: list[dict]) -> tuple[dict | None, dict | None]:
+    """The rule of :func:`tuning_text` over its (word weight, margin) rows: (the n-grams' own
+    point, the chosen point)."""
+    # the n-grams alone: the smallest margin meeting the 99 % target (the rule before the words);
+    # the words are then weighed at that margin.  A smaller margin with a heavier word weight also
+    # passes on this text (0.5 at 0.0), but it is the profiles' own sources, where close calls
+    # are rarer than in other text: the margin is what makes the router abstain at all.
+    plain = next((r for r in sorted(rows, key=lambda r: r["route_margin"])
+                  if r["word_weight"] == 0.0 and r["other_ok"] >= 99.0), None)
+    ok = [r for r in rows if r["other_ok"] >= 99.0
+          and (plain is None or (r["route_margin"] == plain["route_margin"]
+                                 and r["other_to_installed"] <= plain["other_to_installed"]))]
+    if not ok:
+        return plain, None
+    top = max(r["installed_right"] for r in ok)
+    # the lightest weight within TUNING_TIE of the best: a few sentences' difference does not buy a
+    # heavier hand for the word tables, whose mean over a short text of names can outvote its
+    # n-grams ("Barack Obama visited Paris." scored French at 0.5)
+    best = min((r for r in ok if r["installed_right"] >= top - TUNING_TIE),
+               key=lambda r: (r["word_weight"], r["route_margin"]))
+    return plain, best
+
+
 def tuning_text(references, installed: set[str]) -> dict:
     """How the route margin and the word weight were chosen: on held-out *build* text, never on
     the dev text above.
@@ -303,20 +326,7 @@ def tuning_text(references, installed: set[str]) -> dict:
                 need = margin if top in installed else NAME_MARGIN
                 table_[code][top if gap >= need else "unknown"] += 1
             rows.append({"word_weight": w, "route_margin": margin, **summarise(table_, installed)})
-    # the n-grams alone: the smallest margin meeting the 99 % target (the rule before the words);
-    # the words are then weighed at that margin.  A smaller margin with a heavier word weight also
-    # passes on this text (0.5 at 0.0), but it is the profiles' own sources, where close calls
-    # are rarer than in other text: the margin is what makes the router abstain at all.
-    plain = next((r for r in rows if r["word_weight"] == 0.0 and r["other_ok"] >= 99.0), None)
-    ok = [r for r in rows if r["other_ok"] >= 99.0
-          and (plain is None or (r["route_margin"] == plain["route_margin"]
-                                 and r["other_to_installed"] <= plain["other_to_installed"]))]
-    top = max((r["installed_right"] for r in ok), default=None)
-    # the lightest weight within TUNING_TIE of the best: a few sentences' difference does not buy a
-    # heavier hand for the word tables, whose mean over a short text of names can outvote its
-    # n-grams ("Barack Obama visited Paris." scored French at 0.5)
-    best = min((r for r in ok if r["installed_right"] >= top - TUNING_TIE),
-               key=lambda r: (r["word_weight"], r["route_margin"]), default=None)
+    plain, best = choose_tuning_point(rows)
     return {"rows": rows, "chosen": best and best["route_margin"], "chosen_word_weight": best and best["word_weight"],
             "plain_margin": plain and plain["route_margin"], "sentences": len(gaps[weights[0]])}
 

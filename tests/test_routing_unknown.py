@@ -594,6 +594,24 @@ def test_benchmark_audit_counts_only_what_the_judge_reads_as_the_routed_language
     assert audit_to_installed(router, sets, {"en"}, judged.__getitem__)["judge_agrees"] == 0
 
 
+def test_tuning_rule_takes_the_ngram_margin_then_the_lightest_near_best_weight():
+    from benchmarks.routing import TUNING_TIE, choose_tuning_point
+
+    def row(w, m, right, ok, to):
+        return {"word_weight": w, "route_margin": m, "installed_right": right, "other_ok": ok,
+                "other_to_installed": to}
+
+    rows = [row(0.0, 0.0, 98.9, 98.9, 0.73), row(0.0, 0.05, 98.3, 99.2, 0.49),
+            row(0.1, 0.05, 98.9, 99.1, 0.55),  # more text to installed bundles than the n-grams: out
+            row(0.2, 0.05, 98.95, 99.2, 0.48), row(0.5, 0.05, 99.05, 99.1, 0.40),
+            row(0.5, 0.0, 99.3, 99.1, 0.46)]  # another margin than the n-grams' own: out
+    plain, best = choose_tuning_point(rows)
+    assert plain["route_margin"] == 0.05 and (best["word_weight"], best["route_margin"]) == (0.2, 0.05)
+    rows[3]["installed_right"] = 99.05 - TUNING_TIE - 0.01  # no longer within the tie of 0.5
+    assert choose_tuning_point(rows)[1]["word_weight"] == 0.5
+    assert choose_tuning_point([row(0.0, 0.0, 98.0, 98.0, 1.0)]) == (None, None)
+
+
 def test_reference_build_keeps_a_small_source_whole():
     """A language's sentences come from several sources; one of another register that is smaller
     than an equal share is read whole, the larger ones share the rest by size."""
