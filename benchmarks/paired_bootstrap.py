@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -31,36 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def bundle_tags(bundle: Path, sentences: Sequence) -> list[list[str]]:
+def bundle_tags(bundle: Path, sentences: Sequence[list[str]]) -> list[list[str]]:
     """The bundle's IOB2 tags on the gold tokens, at its default threshold (the runtime's path)."""
     from edge_finer.annotator import Annotator
     from edge_finer.bundle import open_bundle
-    from quantize.data import gold_text
-    from quantize.evaluate import spans_to_tags
+    from quantize.evaluate import gold_text, spans_to_tags
 
     b = open_bundle(bundle)
     annotator = Annotator(b, threads=1)
-    texts, grids = zip(*(gold_text(s.tokens, b.pretokenizer.key) for s in sentences))
+    texts, grids = zip(*(gold_text(tokens, b.pretokenizer.key) for tokens in sentences))
     found = annotator.annotate_batch(list(texts))
     return [spans_to_tags(ents, grid) for ents, grid in zip(found, grids)]
-
-
-def spacy_tags(model: Path, sentences: Sequence) -> list[list[str]]:
-    """spaCy's IOB2 tags on the gold tokens, as ``benchmarks.peer_spacy.evaluate`` reads them."""
-    import spacy
-    from spacy.tokens import Doc
-
-    nlp = spacy.load(model)
-    out = []
-    for s in sentences:
-        doc = nlp(Doc(nlp.vocab, words=list(s.tokens), spaces=[True] * len(s.tokens)))
-        tags = ["O"] * len(s.tokens)
-        for ent in doc.ents:
-            tags[ent.start] = "B-" + ent.label_
-            for k in range(ent.start + 1, ent.end):
-                tags[k] = "I-" + ent.label_
-        out.append(tags)
-    return out
 
 
 def counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> np.ndarray:
@@ -100,20 +80,14 @@ def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, resamples: int, seed:
 
 
 def machine() -> dict:
-    flags = ""
-    try:
-        flags = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        pass
-    cpu = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("Model name")), "?")
-    return {"cpu": cpu, "avx2": " avx2 " in f" {flags} ", "avx512_vnni": "avx512_vnni" in flags,
-            "python": platform.python_version()}
+    from benchmarks.shipped import cpu_flags, machine as shipped_machine
+
+    return {"cpu": shipped_machine()["cpu"], "flags": cpu_flags(), "python": platform.python_version()}
 
 
 def markdown(rows: dict[str, dict], mach: dict) -> str:
     lines = ["# Paired bootstrap: shipped bundle against its spaCy peer (dev splits)", "",
-             f"Machine: {mach['cpu']} (avx2 {'yes' if mach['avx2'] else 'no'}, avx512_vnni "
-             f"{'yes' if mach['avx512_vnni'] else 'no'}); speed plays no part here. Command: "
+             f"Machine: {mach['cpu']} (CPU flags: {mach['flags']}); speed plays no part here. Command: "
              "`python -m benchmarks.paired_bootstrap BUNDLE --spacy-model DIR` (see its docstring).", "",
              "Both systems score the same dev sentences (seqeval strict IOB2, gold token grid; the bundle at "
              "its default threshold through the runtime, spaCy from the peer trained by "
@@ -143,20 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import spacy
+
+    from benchmarks.peer_spacy import predict_tags, read_conll
     from benchmarks.shipped import dataset_dir
-    from quantize.data import read_conll
 
     if not args.spacy_model.is_dir():
         print(f"error: {args.spacy_model}: no such spaCy model folder (train one with benchmarks/peer_spacy.py)",
               file=sys.stderr)
         return 2
-    dev = read_conll(dataset_dir(args.bundle) / "dev.conll")
-    gold = [s.tags for s in dev]
-    ours = counts(gold, bundle_tags(ROOT / "bundles" / args.bundle, dev))
-    theirs = counts(gold, spacy_tags(args.spacy_model, dev))
+    dev = read_conll(dataset_dir(args.bundle) / "dev.conll")  # as benchmarks.shipped and the peer read it
+    words, gold = [w for w, _ in dev], [t for _, t in dev]
+    ours = counts(gold, bundle_tags(ROOT / "bundles" / args.bundle, words))
+    theirs = counts(gold, predict_tags(spacy.load(args.spacy_model), words))
     row = paired_bootstrap(ours, theirs, args.resamples, args.seed)
-    import spacy
-
     row.update({"spacy_version": spacy.__version__, "remark": args.remark})
     path = args.out / "paired_bootstrap.json"
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

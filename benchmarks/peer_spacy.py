@@ -77,26 +77,33 @@ def train(data_dir: Path, lang: str, out: Path, max_steps: int = 6000, seed: int
     return out / "model" / "model-best"
 
 
+def predict_tags(nlp, sentences: list[list[str]]) -> list[list[str]]:
+    """spaCy's entities as IOB2 tags on the gold tokens (the words given, not spaCy's own)."""
+    from spacy.tokens import Doc
+
+    out = []
+    for words in sentences:
+        doc = nlp(Doc(nlp.vocab, words=words, spaces=[True] * len(words)))
+        tags = ["O"] * len(words)
+        for ent in doc.ents:
+            tags[ent.start] = "B-" + ent.label_
+            for k in range(ent.start + 1, ent.end):
+                tags[k] = "I-" + ent.label_
+        out.append(tags)
+    return out
+
+
 def evaluate(model_dir: Path, data_dir: Path, repeats: int = 3) -> dict:
     """F1 on the gold grid, words/s on raw sentences (one thread), and size on disk."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import spacy
     from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
     from seqeval.scheme import IOB2
-    from spacy.tokens import Doc
 
     nlp = spacy.load(model_dir)
     dev = read_conll(data_dir / "dev.conll")
-    gold, pred = [], []
-    for words, tags in dev:
-        doc = nlp(Doc(nlp.vocab, words=words, spaces=[True] * len(words)))
-        out = ["O"] * len(words)
-        for ent in doc.ents:
-            out[ent.start] = "B-" + ent.label_
-            for k in range(ent.start + 1, ent.end):
-                out[k] = "I-" + ent.label_
-        gold.append(tags)
-        pred.append(out)
+    gold = [tags for _, tags in dev]
+    pred = predict_tags(nlp, [words for words, _ in dev])
     texts = [" ".join(w) for w, _ in dev]
     n_words = sum(len(w) for w, _ in dev)
     times = []

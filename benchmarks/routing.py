@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Iterator
 
 from benchmarks.report import save_results
 
@@ -99,14 +100,17 @@ def _has_letters(text: str) -> bool:
     return bool(letter_runs(text))
 
 
+def _long(sents: list[str]) -> Iterator[str]:
+    """The sentences the targets count: >= LONG characters, with letters."""
+    return (s for s in sents if len(s.strip()) >= LONG and _has_letters(s))
+
+
 def show_misrouted(router, sets: dict[str, list[str]], installed: set[str]) -> None:
     """The long sentences that went wrong, for a person to read (stderr only: the data stays out of
     the committed results): other languages handed to an installed bundle, installed languages
     not routed to theirs."""
     for lang, sents in sets.items():
-        for s in sents:
-            if len(s.strip()) < LONG or not _has_letters(s):
-                continue
+        for s in _long(sents):
             d = router.route(s)
             got = d.language or "unknown"
             if (lang in installed and got != lang) or (lang not in installed and d.bundle is not None):
@@ -125,13 +129,11 @@ def audit_to_installed(router, sets: dict[str, list[str]], installed: set[str], 
     those it reads so are text of the installed language inside another language's corpus: the
     "never" target cannot be met on them.  Reported beside the headline, never instead of it."""
     c = Counter()
-    examples: dict[str, int] = Counter()
+    pairs: dict[str, int] = Counter()
     for lang, sents in sets.items():
         if lang in installed:
             continue
-        for s in sents:
-            if len(s.strip()) < LONG or not _has_letters(s):
-                continue
+        for s in _long(sents):
             d = router.route(s)
             if d.bundle is None:
                 continue
@@ -139,9 +141,9 @@ def audit_to_installed(router, sets: dict[str, list[str]], installed: set[str], 
             judged = voter(s)
             if judged.language == d.language and judged.probability >= AUDIT_PROBABILITY:
                 c["judge_agrees"] += 1
-                examples[f"{lang}->{d.language}"] += 1
+                pairs[f"{lang}->{d.language}"] += 1
     return {"to_installed": c["to_installed"], "judge_agrees": c["judge_agrees"],
-            "probability": AUDIT_PROBABILITY, "by_pair": dict(examples.most_common())}
+            "probability": AUDIT_PROBABILITY, "by_pair": dict(pairs.most_common())}
 
 
 def summarise(table: dict[str, Counter], installed: set[str]) -> dict:
@@ -174,9 +176,7 @@ def never_seen(references, sets: dict[str, list[str]], installed: set[str], lang
             continue
         router = make_router(references.without([lang]), langid)
         c = Counter()
-        for s in sets[lang]:
-            if len(s.strip()) < LONG or not _has_letters(s):
-                continue
+        for s in _long(sets[lang]):
             d = router.route(s)
             c["installed:" + d.language if d.bundle else ("named" if d.language else "unknown")] += 1
         n = sum(c.values())
