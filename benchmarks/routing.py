@@ -168,6 +168,32 @@ def summarise(table: dict[str, Counter], installed: set[str]) -> dict:
             "other_to_installed": pct("out_installed", "out")}
 
 
+def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> dict:
+    """``--route sentence`` against the whole-sentence answers above: each language's sentences
+    (one per line) routed by one ``route_sentences`` call, as the CLI routes a file, and every
+    segment that is exactly one benchmark sentence compared with ``route`` of that sentence.
+    Sentence mode reads a sentence's head first and the rest only when the head leaves it open
+    (``edge_finer.router.SENTENCE_HEAD_CHARS``): this is what that costs in answers."""
+    table: dict[str, Counter] = defaultdict(Counter)
+    same = compared = 0
+    for lang, sents in sets.items():
+        lines = [s.strip() for s in _long(sents) if "\n" not in s.strip()]
+        if not lines:
+            continue
+        document = "\n".join(lines)
+        wanted = set(lines)
+        for seg in router.route_sentences(document):
+            piece = document[seg.start:seg.end].strip()
+            if piece not in wanted:
+                continue  # a line the segmenter cut into several sentences
+            whole = router.route(piece)
+            compared += 1
+            same += (seg.decision.language, seg.decision.bundle) == (whole.language, whole.bundle)
+            table[lang][seg.decision.language or "unknown"] += 1
+    return {"sentences": compared, "same_answer": round(100 * same / max(1, compared), 2),
+            "summary": summarise(table, installed)}
+
+
 def never_seen(references, sets: dict[str, list[str]], installed: set[str], langid: bool) -> dict:
     """Each language without a bundle, taken out of the references: where do its sentences go?"""
     rows, total = {}, Counter()
@@ -512,6 +538,14 @@ def markdown(res: dict) -> str:
         lines += [f"| `--route sentence`: routing / (routing + annotation), worst language | {_pct(100 * worst_s)} "
                   "| < 5 % |",
                   f"| `--route document`: the same, worst language | {_pct(100 * worst_d)} | < 5 % |"]
+    sm = res.get("sentence_mode")
+    if sm:
+        t = sm["summary"]
+        lines += ["", f"Sentence mode (`--route sentence`: each language's sentences, one per line, routed by one "
+                  "`route_sentences` call; a sentence's head is read first, the rest only when the head leaves it "
+                  f"open): of {sm['sentences']} sentences, {_pct(sm['same_answer'])} get the same answer as routed "
+                  f"whole; installed routed right {_pct(t['installed_right'])}, others unknown or themselves "
+                  f"{_pct(t['other_ok'])}, handed to an installed bundle {_pct(t['other_to_installed'])}."]
     audit = res.get("audit")
     if audit:
         pairs = ", ".join(f"{k} {v}" for k, v in audit["by_pair"].items()) or "none"
@@ -708,6 +742,7 @@ def main() -> None:
     table = route_all(router, sets)
     res["default"] = {"table": {k: {lang: dict(c) for lang, c in v.items()} for k, v in table.items()},
                       "summary": {k: summarise(v, installed) for k, v in table.items()}}
+    res["sentence_mode"] = sentence_mode(router, sets, installed)
     print(f"default scenario done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     from edge_finer.pylangid import load_voter
 

@@ -221,6 +221,40 @@ def test_sentences_routed_together_decide_as_one_by_one(made_up_env: Path):
     assert [d.confidence for d in together] == pytest.approx([d.confidence for d in alone], abs=1e-3)
 
 
+def test_a_sentence_is_read_past_its_head_only_when_the_head_leaves_it_open(made_up_env: Path):
+    """Sentence mode reads a sentence's first SENTENCE_HEAD_CHARS characters, and reads on (to
+    SENTENCE_SAMPLE_CHARS) only when they do not name a language by SETTLED_MARGIN."""
+    from edge_finer import router as routing
+
+    rng = random.Random(6)
+
+    def words(lang: str, chars: int) -> str:
+        out = ""
+        while len(out) < chars:
+            out += " " + sentence(lang, rng).rstrip(".")
+        return out.strip()[:chars].rsplit(" ", 1)[0]
+
+    head = routing.SENTENCE_HEAD_CHARS
+    # aa throughout its head, cc after it: settled on the head, the rest never read
+    clear = words("aa", head) + " " + words("cc", routing.SENTENCE_SAMPLE_CHARS) + "."
+    # a head too short to name anything but no sentence-ending mark in it ("17 18 19 ..." counts
+    # no letters), then cc: read on, and named by the rest
+    open_head = " ".join(str(k) for k in range(10, 10 + head // 3)) + " " + words("cc", head) + "."
+    router = Router.installed()
+    read: list[list[str]] = []  # the samples each scoring pass was given
+    decide = router._decide
+    router._decide = lambda samples, tallies: read.append(list(samples)) or decide(samples, tallies)  # type: ignore
+    (seg_clear,) = router.route_sentences(clear)
+    assert (seg_clear.decision.language, seg_clear.decision.bundle) == ("aa", "tiny-aa")
+    assert len(read) == 1 and len(read[0][0]) <= head  # one pass, over the head only
+    assert router.route(clear).language != "aa"  # read whole, cc outweighs it
+    read.clear()
+    (seg_open,) = router.route_sentences(open_head)
+    assert seg_open.decision.language == "cc"
+    assert [len(samples) for samples in read] == [1, 1] and read[1][0] == open_head  # read again, whole
+    assert router.route(open_head[:head]).unknown  # what the head alone says
+
+
 def test_cli_detect_names_and_annotate_refuses_only_that_input(made_up_env: Path, tmp_path: Path):
     aa, cc, zz = (corpus(lang, n=1, seed=9)[0] for lang in ("aa", "cc", "zz"))
     res = run("detect", "--text", cc, "-f", "jsonl")
