@@ -124,14 +124,6 @@ def batch_hashes(texts: Sequence[str], runs: Sequence[list[str]] | None = None
     return np.concatenate(parts), spans, np.concatenate(owners)
 
 
-def word_batch(texts: Sequence[str], runs: Sequence[list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The hashes of the words (letter runs, case-folded: what the word tables count) of several
-    texts, and which text each belongs to (``runs``: as in :func:`batch_hashes`)."""
-    found = [letter_runs(t) for t in texts] if runs is None else runs
-    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
-    return gram_hashes(list(chain.from_iterable(found))), np.repeat(np.arange(len(found)), counts)
-
-
 #: The inverse of ``_P`` modulo 2**64 (``_P`` is odd): lets :func:`gram_hashes` take every
 #: n-gram's polynomial hash from one prefix sum.
 _P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
@@ -511,15 +503,20 @@ class ScoreTable:
                     ) -> tuple[np.ndarray, np.ndarray]:
         """For a table of *word* profiles: (mean log-probability per word, texts × languages;
         words per text).  A text without words scores ``UNSEEN_LOGP`` everywhere."""
-        hashes, owners = word_batch(texts, runs)
-        count = len(texts)
-        n = np.bincount(owners, minlength=count)
-        sums = np.zeros((count, len(self.codes)), dtype=np.int64)
+        found = [letter_runs(t) for t in texts] if runs is None else runs
+        count, width = len(found), len(self.codes)
+        n = np.fromiter(map(len, found), dtype=np.int64, count=count)
+        hashes = gram_hashes(list(chain.from_iterable(found)))
+        sums = np.zeros((count, width), dtype=np.int64)
         if len(hashes) and len(self.vocab):
-            starts = np.searchsorted(owners, np.arange(count))
             present = np.flatnonzero(n)
-            sums[present] = np.add.reduceat(self.matrix[self.lookup(hashes)], starts[present], axis=0,
-                                            dtype=np.int64)
+            starts = (np.cumsum(n) - n)[present]
+            rows = self.lookup(hashes)
+            if n.max() <= _PACKED_ROWS:  # each text's words fit a 16-bit lane: sum the packed rows
+                blocks = np.add.reduceat(self._gathered(rows), starts, axis=0).view(np.uint16)[:, :width]
+            else:
+                blocks = np.add.reduceat(self.matrix[rows], starts, axis=0, dtype=np.int64)
+            sums[present] = blocks
         return UNSEEN_LOGP + STEP * sums / np.maximum(n, 1)[:, None], n
 
     def _gathered(self, rows: np.ndarray) -> np.ndarray:

@@ -123,7 +123,7 @@ class Candidate:
     rank: int  # position in the registry's preference order for its language (0 = preferred)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The routing answer for one text: a language and its bundle, a language that has no
     installed bundle (``bundle`` None), or unknown (``language`` None), with the reason."""
@@ -150,7 +150,7 @@ class Decision:
                 "confidence": round(self.confidence, 4), "reason": self.reason, "evidence": self.evidence}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segment:
     """A span of a text routed on its own (``--route sentence``)."""
 
@@ -274,8 +274,8 @@ class Router:
                         counts.append(_tally(samples[-1]))
             decisions = self._decide(samples, counts)  # one batch: each batch has a fixed cost
             # the sentences whose head did not settle them are read again, further
-            again = [j for j in range(heads) if not _settled(decisions[j])
-                     and chunk[routed[j]][1] - chunk[routed[j]][0] > len(samples[j])]
+            again = [j for j in range(heads) if chunk[routed[j]][1] - chunk[routed[j]][0] > len(samples[j])
+                     and not _settled(decisions[j])]
             if again:
                 longer = [_head(text[chunk[routed[j]][0]:chunk[routed[j]][1]], SENTENCE_SAMPLE_CHARS) for j in again]
                 for j, decision in zip(again, self._decide(longer, [counts[j] for j in again])):
@@ -625,11 +625,12 @@ def _top_one(codes: list[str], avg: list[float], adjusted: list[float], post: li
 def _top_many(codes: list[str], avg: np.ndarray, adjusted: np.ndarray, post: np.ndarray) -> list[_Ranked]:
     """:func:`_top_one` for every row at once (one numpy pass instead of Python per text)."""
     order = np.argsort(-post, axis=1, kind="stable")[:, :3]
-    top_adj = np.take_along_axis(adjusted, order, axis=1)
+    row = np.arange(len(order))[:, None]
+    top_adj = adjusted[row, order]
     margins = (top_adj[:, 0] - top_adj[:, 1] if order.shape[1] > 1 else np.full(len(order), np.inf)).tolist()
     names = np.asarray(codes, dtype=object)[order].tolist()
-    avgs = np.take_along_axis(avg, order, axis=1).round(4).tolist()
-    posts = np.take_along_axis(post, order, axis=1).round(4).tolist()
+    avgs = avg[row, order].round(4).tolist()
+    posts = post[row, order].round(4).tolist()
     return list(map(_Ranked, names, avgs, top_adj.round(4).tolist(), posts, margins))
 
 

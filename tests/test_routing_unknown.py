@@ -559,6 +559,12 @@ def test_word_scores_are_the_mean_over_each_texts_words(texts):
         want_x = np.mean([-13.0 + step * known.get(w, 0) for w in words]) if words else -13.0
         want_y = np.mean([-13.0 + step * (10 if w == "the" else 0) for w in words]) if words else -13.0
         assert np.allclose(avg[i], [want_x, want_y])
+    # a text of more words than a 16-bit lane can sum takes the wide path, with the same means
+    long = ["the fox दिल्ली zebra " * 100, "the"]
+    avg, n = table.score_words(long)
+    assert list(n) == [400, 1]
+    assert np.allclose(avg[0], [-13.0 + step * (200 + 90 + 255 + 0) / 4, -13.0 + step * 10 / 4])
+    assert np.allclose(avg[1], [-13.0 + step * 200, -13.0 + step * 10])
 
 
 def test_scores_of_long_texts_need_no_packing_limit():
