@@ -175,7 +175,7 @@ def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> di
     Sentence mode reads a sentence's head first and the rest only when the head leaves it open
     (``edge_finer.router.SENTENCE_HEAD_CHARS``): this is what that costs in answers."""
     table: dict[str, Counter] = defaultdict(Counter)
-    same = compared = 0
+    same = compared = segments = 0
     for lang, sents in sets.items():
         lines = [s.strip() for s in _long(sents) if "\n" not in s.strip()]
         if not lines:
@@ -183,6 +183,7 @@ def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> di
         document = "\n".join(lines)
         wanted = set(lines)
         for seg in router.route_sentences(document):
+            segments += 1
             piece = document[seg.start:seg.end].strip()
             if piece not in wanted:
                 continue  # a line the segmenter cut into several sentences
@@ -190,8 +191,42 @@ def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> di
             compared += 1
             same += (seg.decision.language, seg.decision.bundle) == (whole.language, whole.bundle)
             table[lang][seg.decision.language or "unknown"] += 1
-    return {"sentences": compared, "same_answer": round(100 * same / max(1, compared), 2),
+    return {"sentences": compared, "segments": segments, "same_answer": round(100 * same / max(1, compared), 2),
             "summary": summarise(table, installed)}
+
+
+#: (head characters, settling margin) points of the sentence-head table; the shipped point is
+#: ``edge_finer.router.SENTENCE_HEAD_CHARS`` / ``SETTLED_MARGIN``.
+HEAD_SWEEP = [(head, margin) for head in (48, 64, 80, 96) for margin in (0.1, 0.2, 0.3, 0.5)]
+
+
+def head_sweep(router, sets: dict[str, list[str]], installed: set[str]) -> list[dict]:
+    """Sentence mode's head and settling margin, moved together: how many sentences their head
+    settles, and what that does to the answers (``sentence_mode`` at each point)."""
+    from edge_finer import router as routing
+
+    shipped = routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN
+    settle = routing._settled
+    rows = []
+    try:
+        for head, margin in HEAD_SWEEP:
+            routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN = head, margin
+            open_heads = 0
+
+            def counting(decision, settle=settle):
+                nonlocal open_heads
+                answer = settle(decision)
+                open_heads += not answer
+                return answer
+
+            routing._settled = counting  # asked only of sentences longer than their head
+            row = sentence_mode(router, sets, installed)
+            rows.append({"head": head, "margin": margin, "read_again": round(100 * open_heads / max(1, row["segments"]), 2),
+                         "same_answer": row["same_answer"], **row["summary"]})
+    finally:
+        routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN = shipped
+        routing._settled = settle
+    return rows
 
 
 def never_seen(references, sets: dict[str, list[str]], installed: set[str], langid: bool) -> dict:
@@ -662,6 +697,22 @@ def markdown(res: dict) -> str:
                          f"{_pct(r['installed_right'])} | "
                          f"{_pct(r['installed_unknown'])} | {_pct(r['other_ok'])} | {_pct(r['other_to_installed'])} | "
                          f"{_pct(r['never_seen_to_installed'])} |")
+    heads = res.get("heads")
+    if heads:
+        from edge_finer.router import SENTENCE_HEAD_CHARS, SETTLED_MARGIN
+
+        lines += ["", "## Sentence mode: the head and the margin that settles it", "",
+                  "`--route sentence` reads a sentence's first `SENTENCE_HEAD_CHARS` characters, and its first "
+                  "`SENTENCE_SAMPLE_CHARS` (160) only when the head does not name a language by `SETTLED_MARGIN`. "
+                  "Each point routes every language's sentences as the \"Sentence mode\" line above does; 'same "
+                  "answer' compares with `route` of the whole sentence; 'read again': the share of sentences "
+                  f"scored twice. Shipped: head {SENTENCE_HEAD_CHARS}, margin {SETTLED_MARGIN:g}, chosen by the "
+                  "same answer (what reading less costs), not by accuracy.", "",
+                  "| head | margin | read again | same answer | installed right | others unknown or themselves "
+                  "| others to installed |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['head']} | {r['margin']:g} | {_pct(r['read_again'])} | {_pct(r['same_answer'])} | "
+                  f"{_pct(r['installed_right'])} | {_pct(r['other_ok'])} | {_pct(r['other_to_installed'])} |"
+                  for r in heads]
     if c:
         lines += ["", "## Cost: routing against annotation (one thread, medians of "
                   f"{res['repeats']} interleaved repeats)", "",
@@ -764,6 +815,8 @@ def main() -> None:
         print(f"tuning text done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
         res["trade_off"] = trade_off(refs, sets, installed)
         print(f"trade-off sweep done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+        res["heads"] = head_sweep(router, sets, installed)
+        print(f"sentence-head sweep done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     res["cost"] = cost(sets, args.repeats, args.cost_sentences)
     res["load"] = load_cost(args.repeats, args.references.resolve() if args.references is not None else None)
     res["machine"] = cpu()

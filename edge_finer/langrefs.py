@@ -30,8 +30,8 @@ import json
 import os
 import threading
 import zipfile
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -468,14 +468,17 @@ class ScoreTable:
     def _score_short(self, pieces: list[str], words: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`score_many` of texts whose n-grams of one order a 16-bit lane can sum
         (``pieces``: each text's letter runs joined as :func:`text_hashes` joins them; ``words``:
-        how many runs each has).  Every window of the joined texts is hashed, looked up and
-        gathered, those that belong to no text included: a unigram space, and a window across the
-        U+0001 between texts.  No profile holds a space alone or that control character, so they
-        miss and take the all-zero row, unless their 64-bit hash collides with a profile's n-gram,
-        as likely as two n-grams colliding, which the tables already accept.  (The separator is
-        not NUL: a leading 0 vanishes from a polynomial hash, so "\\0ab" would read as "ab".)  Each (order, text) run is then one
-        contiguous block, and a text's sums are its four blocks added, with no per-n-gram owner
-        array and no masks (an eighth of the cost of scoring a batch of sentences)."""
+        how many runs each has).
+
+        Every window of the joined texts is hashed, looked up and gathered, those that belong to
+        no text included: a unigram space, and a window across the U+0001 between texts.  No
+        profile holds a space alone or that control character, so they miss and take the
+        all-zero row, unless their 64-bit hash collides with a profile's n-gram, as likely as two
+        n-grams colliding, which the tables already accept.  (The separator is not NUL: a leading
+        0 vanishes from a polynomial hash, so "\\0ab" would read as "ab".)  Each (order, text) run
+        is then one contiguous block and a text's sums are its four blocks added: no per-n-gram
+        owner array and no masks, a tenth less time than the general path for a batch of
+        sentences (measured side by side)."""
         count, width, k_max = len(pieces), len(self.codes), max(ORDERS)
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=count)
         letters = lengths - np.asarray(words, dtype=np.int64) - (lengths > 0)

@@ -543,6 +543,17 @@ def test_scores_of_many_texts_are_each_texts_scores(texts):
         assert np.array_equal(words, table.score_words(texts[:k])[0]) and list(wn) == [len(r) for r in runs[:k]]
 
 
+def test_texts_scored_together_take_nothing_from_their_neighbours():
+    """A batch of sentences is scored as one joined string: a window across the separator, or an
+    empty text's, must match no profile (with NUL as the separator, "\\0 a" hashed as " a")."""
+    grams = ngrams("ab ba")
+    table = ScoreTable(["x"], [(gram_hashes(grams), np.full(len(grams), 255, dtype=np.uint8))])
+    texts = ["", "ab", "", "zz", "ab ba", ""]
+    avg, n = table.score_many(texts)
+    assert list(n) == [len(text_hashes(t)) for t in texts]
+    assert avg[:, 0].tolist() == pytest.approx([-13.0, 0.0, -13.0, -13.0, 0.0, -13.0])
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(TEXTS, min_size=1, max_size=5))
 def test_word_scores_are_the_mean_over_each_texts_words(texts):
