@@ -623,6 +623,23 @@ def test_benchmark_runs_end_to_end(tmp_path: Path):
     assert "Close pairs" in (tmp_path / "routing.md").read_text(encoding="utf-8")
 
 
+def test_benchmark_head_sweep_measures_each_point_and_restores_the_router(made_up_env: Path):
+    from benchmarks.routing import HEAD_SWEEP, head_sweep, sentence_mode
+    from edge_finer import router as routing
+
+    rng = random.Random(8)
+    long_sentence = MadeUpLanguages(SYLLABLES, words=20).sentence  # longer than any head tried
+    sets = {lang: [long_sentence(lang, rng) for _ in range(12)] for lang in ("aa", "cc", "dd", "zz")}
+    router = Router.installed()
+    shipped = sentence_mode(router, sets, {"aa"})
+    rows = head_sweep(router, sets, {"aa"})
+    assert (routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN, routing._settled.__name__) == (80, 0.3, "_settled")
+    assert [(r["head"], r["margin"]) for r in rows] == HEAD_SWEEP
+    here = next(r for r in rows if (r["head"], r["margin"]) == (80, 0.3))
+    assert here["same_answer"] == shipped["same_answer"] and here["installed_right"] == 100.0
+    assert all(r["read_again"] >= 25.0 for r in rows)  # zz's heads name nothing: always read again
+
+
 def test_benchmark_audit_counts_only_what_the_judge_reads_as_the_routed_language():
     """The routing benchmark's audit: of the sentences of a language without a bundle that
     reached an installed bundle, those an independent identifier reads as that very language."""
