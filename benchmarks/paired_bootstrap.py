@@ -7,7 +7,8 @@ systems on each resample gives the spread of their difference on text like this 
 share of resamples in which the bundle is at least as good, and a 95 % interval.
 
 Both systems are scored exactly as everywhere else: seqeval strict IOB2 on the gold token grid;
-the bundle through the runtime at its default (calibrated) threshold, as ``benchmarks.shipped``;
+the bundle through the runtime at its default (calibrated) threshold, as ``benchmarks.shipped``
+(or at ``--threshold``, e.g. 0, one not fitted on the split compared on);
 spaCy from a model that ``benchmarks/peer_spacy.py`` trained (its ``model/model-best``).
 
     python -m benchmarks.paired_bootstrap il-ner-or --spacy-model .build/spacy-or/model/model-best
@@ -30,14 +31,15 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def bundle_tags(bundle: Path, sentences: Sequence[list[str]]) -> list[list[str]]:
-    """The bundle's IOB2 tags on the gold tokens, at its default threshold (the runtime's path)."""
+def bundle_tags(bundle: Path, sentences: Sequence[list[str]], threshold: float | None = None) -> list[list[str]]:
+    """The bundle's IOB2 tags on the gold tokens, at its default threshold (the runtime's path) or
+    at ``threshold`` (which replaces the per-type ones too, as ``--threshold`` does)."""
     from edge_finer.annotator import Annotator
     from edge_finer.bundle import open_bundle
     from quantize.evaluate import gold_text, spans_to_tags
 
     b = open_bundle(bundle)
-    annotator = Annotator(b, threads=1)
+    annotator = Annotator(b, threads=1, threshold=threshold)
     texts, grids = zip(*(gold_text(tokens, b.pretokenizer.key) for tokens in sentences))
     found = annotator.annotate_batch(list(texts))
     return [spans_to_tags(ents, grid) for ents, grid in zip(found, grids)]
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--remark", default="", help="a line on how the peer was trained (kept with the row)")
     ap.add_argument("--row", default="", help="the row's name in the report (default: the bundle's; another name "
                     "keeps a row per peer, e.g. one per spaCy seed)")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="score the bundle at this entity-score threshold instead of its default (e.g. 0: one not "
+                         "fitted on the dev split the comparison is made on)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -128,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dev = read_conll(dataset_dir(args.bundle) / "dev.conll")  # as benchmarks.shipped and the peer read it
     words, gold = [w for w, _ in dev], [t for _, t in dev]
-    ours = counts(gold, bundle_tags(ROOT / "bundles" / args.bundle, words))
+    ours = counts(gold, bundle_tags(ROOT / "bundles" / args.bundle, words, args.threshold))
     theirs = counts(gold, predict_tags(spacy.load(args.spacy_model), words))
     row = paired_bootstrap(ours, theirs, args.resamples, args.seed)
-    row.update({"spacy_version": spacy.__version__, "remark": args.remark})
+    row.update({"spacy_version": spacy.__version__, "remark": args.remark, "threshold": args.threshold})
     path = args.out / "paired_bootstrap.json"
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     rows = {**old.get("bundles", {}), (args.row or args.bundle): row}

@@ -634,10 +634,11 @@ def test_benchmark_head_sweep_measures_each_point_and_restores_the_router(made_u
     shipped = sentence_mode(router, sets, {"aa"})
     rows = head_sweep(router, sets, {"aa"})
     assert (routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN, routing._settled.__name__) == (80, 0.3, "_settled")
-    assert [(r["head"], r["margin"]) for r in rows] == HEAD_SWEEP
+    assert [(r["head"], r["margin"]) for r in rows] == [(160, None), *HEAD_SWEEP]
+    assert rows[0]["read_again"] == 0.0  # the router before the heads: one read
     here = next(r for r in rows if (r["head"], r["margin"]) == (80, 0.3))
     assert here["same_answer"] == shipped["same_answer"] and here["installed_right"] == 100.0
-    assert all(r["read_again"] >= 25.0 for r in rows)  # zz's heads name nothing: always read again
+    assert all(r["read_again"] >= 25.0 for r in rows[1:])  # zz's heads name nothing: always read again
 
 
 def test_benchmark_audit_counts_only_what_the_judge_reads_as_the_routed_language():
