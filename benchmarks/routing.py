@@ -175,6 +175,7 @@ def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> di
     Sentence mode reads a sentence's head first and the rest only when the head leaves it open
     (``edge_finer.router.SENTENCE_HEAD_CHARS``): this is what that costs in answers."""
     table: dict[str, Counter] = defaultdict(Counter)
+    whole_table: dict[str, Counter] = defaultdict(Counter)  # the same sentences, routed whole
     same = compared = segments = 0
     for lang, sents in sets.items():
         lines = [s.strip() for s in _long(sents) if "\n" not in s.strip()]
@@ -191,8 +192,9 @@ def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> di
             compared += 1
             same += (seg.decision.language, seg.decision.bundle) == (whole.language, whole.bundle)
             table[lang][seg.decision.language or "unknown"] += 1
+            whole_table[lang][whole.language or "unknown"] += 1
     return {"sentences": compared, "segments": segments, "same_answer": round(100 * same / max(1, compared), 2),
-            "summary": summarise(table, installed)}
+            "summary": summarise(table, installed), "summary_whole": summarise(whole_table, installed)}
 
 
 #: (head characters, settling margin) points of the sentence-head table; the shipped point is
@@ -201,8 +203,8 @@ HEAD_SWEEP = [(head, margin) for head in (48, 64, 80, 96) for margin in (0.1, 0.
 
 
 def head_sweep(router, sets: dict[str, list[str]], installed: set[str]) -> list[dict]:
-    """Sentence mode's head and settling margin, moved together: how many sentences their head
-    settles, and what that does to the answers (``sentence_mode`` at each point)."""
+    """Sentence mode's head and settling margin, moved together: how many sentences are read
+    twice, and what reading less does to the answers (``sentence_mode`` at each point)."""
     from edge_finer import router as routing
 
     shipped = routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN
@@ -222,8 +224,9 @@ def head_sweep(router, sets: dict[str, list[str]], installed: set[str]) -> list[
 
             routing._settled = counting  # asked only of sentences longer than their head
             row = sentence_mode(router, sets, installed)
-            rows.append({"head": head, "margin": margin, "read_again": round(100 * open_heads / max(1, row["segments"]), 2),
-                         "same_answer": row["same_answer"], **row["summary"]})
+            again = round(100 * open_heads / max(1, row["segments"]), 2)
+            rows.append({"head": head, "margin": margin, "read_again": again, "same_answer": row["same_answer"],
+                         **row["summary"]})
     finally:
         routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN = shipped
         routing._settled = settle
@@ -582,6 +585,11 @@ def markdown(res: dict) -> str:
                   f"open): of {sm['sentences']} sentences, {_pct(sm['same_answer'])} get the same answer as routed "
                   f"whole; installed routed right {_pct(t['installed_right'])}, others unknown or themselves "
                   f"{_pct(t['other_ok'])}, handed to an installed bundle {_pct(t['other_to_installed'])}."]
+        w = sm.get("summary_whole")
+        if w:
+            lines[-1] += (f" The same sentences routed whole: {_pct(w['installed_right'])}, {_pct(w['other_ok'])} and "
+                          f"{_pct(w['other_to_installed'])}: these are the lines the segmenter leaves whole, easier "
+                          "than the lines it cuts (which the headline figures include).")
     audit = res.get("audit")
     if audit:
         pairs = ", ".join(f"{k} {v}" for k, v in audit["by_pair"].items()) or "none"
