@@ -237,8 +237,8 @@ def test_a_sentence_is_read_past_its_head_only_when_the_head_leaves_it_open(made
     head = routing.SENTENCE_HEAD_CHARS
     # aa throughout its head, cc after it: settled on the head, the rest never read
     clear = words("aa", head) + " " + words("cc", routing.SENTENCE_SAMPLE_CHARS) + "."
-    # a head too short to name anything but no sentence-ending mark in it ("17 18 19 ..." counts
-    # no letters), then cc: read on, and named by the rest
+    # a head of numbers ("10 11 12 ...": no letters, so no language, and no sentence end), then cc:
+    # read on, and named by the rest
     open_head = " ".join(str(k) for k in range(10, 10 + head // 3)) + " " + words("cc", head) + "."
     router = Router.installed()
     read: list[list[str]] = []  # the samples each scoring pass was given
