@@ -168,12 +168,16 @@ def summarise(table: dict[str, Counter], installed: set[str]) -> dict:
             "other_to_installed": pct("out_installed", "out")}
 
 
-def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> dict:
+def sentence_mode(router, sets: dict[str, list[str]], installed: set[str],
+                  whole: dict | None = None) -> dict:
     """``--route sentence`` against the whole-sentence answers above: each language's sentences
     (one per line) routed by one ``route_sentences`` call, as the CLI routes a file, and every
     segment that is exactly one benchmark sentence compared with ``route`` of that sentence.
     Sentence mode reads a sentence's head first and the rest only when the head leaves it open
-    (``edge_finer.router.SENTENCE_HEAD_CHARS``): this is what that costs in answers."""
+    (``edge_finer.router.SENTENCE_HEAD_CHARS``): this is what that costs in answers.  ``whole``:
+    the whole-sentence decisions by sentence, filled here and reused by later calls (they do not
+    depend on sentence mode's settings)."""
+    whole = {} if whole is None else whole
     table: dict[str, Counter] = defaultdict(Counter)
     whole_table: dict[str, Counter] = defaultdict(Counter)  # the same sentences, routed whole
     same = compared = segments = 0
@@ -188,11 +192,13 @@ def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> di
             piece = document[seg.start:seg.end].strip()
             if piece not in wanted:
                 continue  # a line the segmenter cut into several sentences
-            whole = router.route(piece)
+            if piece not in whole:
+                whole[piece] = router.route(piece)
+            routed_whole = whole[piece]
             compared += 1
-            same += (seg.decision.language, seg.decision.bundle) == (whole.language, whole.bundle)
+            same += (seg.decision.language, seg.decision.bundle) == (routed_whole.language, routed_whole.bundle)
             table[lang][seg.decision.language or "unknown"] += 1
-            whole_table[lang][whole.language or "unknown"] += 1
+            whole_table[lang][routed_whole.language or "unknown"] += 1
     return {"sentences": compared, "segments": segments, "same_answer": round(100 * same / max(1, compared), 2),
             "summary": summarise(table, installed), "summary_whole": summarise(whole_table, installed)}
 
@@ -202,9 +208,11 @@ def sentence_mode(router, sets: dict[str, list[str]], installed: set[str]) -> di
 HEAD_SWEEP = [(head, margin) for head in (48, 64, 80, 96) for margin in (0.1, 0.2, 0.3, 0.5)]
 
 
-def head_sweep(router, sets: dict[str, list[str]], installed: set[str]) -> list[dict]:
+def head_sweep(router, sets: dict[str, list[str]], installed: set[str], whole: dict | None = None) -> list[dict]:
     """Sentence mode's head and settling margin, moved together: how many sentences are read
-    twice, and what reading less does to the answers (``sentence_mode`` at each point)."""
+    twice, and what reading less does to the answers (``sentence_mode`` at each point, all points
+    sharing ``whole``, the whole-sentence decisions)."""
+    whole = {} if whole is None else whole
     from edge_finer import router as routing
 
     shipped = routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN
@@ -223,7 +231,7 @@ def head_sweep(router, sets: dict[str, list[str]], installed: set[str]) -> list[
                 return answer
 
             routing._settled = counting  # asked only of sentences longer than their head
-            row = sentence_mode(router, sets, installed)
+            row = sentence_mode(router, sets, installed, whole)
             again = round(100 * open_heads / max(1, row["segments"]), 2)
             rows.append({"head": head, "margin": margin, "read_again": again, "same_answer": row["same_answer"],
                          **row["summary"]})
@@ -804,7 +812,8 @@ def main() -> None:
     table = route_all(router, sets)
     res["default"] = {"table": {k: {lang: dict(c) for lang, c in v.items()} for k, v in table.items()},
                       "summary": {k: summarise(v, installed) for k, v in table.items()}}
-    res["sentence_mode"] = sentence_mode(router, sets, installed)
+    whole: dict = {}  # whole-sentence decisions, shared by sentence mode and its head table
+    res["sentence_mode"] = sentence_mode(router, sets, installed, whole)
     print(f"default scenario done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     from edge_finer.pylangid import load_voter
 
@@ -826,7 +835,7 @@ def main() -> None:
         print(f"tuning text done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
         res["trade_off"] = trade_off(refs, sets, installed)
         print(f"trade-off sweep done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
-        res["heads"] = head_sweep(router, sets, installed)
+        res["heads"] = head_sweep(router, sets, installed, whole)
         print(f"sentence-head sweep done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     res["cost"] = cost(sets, args.repeats, args.cost_sentences)
     res["load"] = load_cost(args.repeats, args.references.resolve() if args.references is not None else None)

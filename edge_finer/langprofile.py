@@ -100,10 +100,16 @@ def letter_runs_many(texts: list[str]) -> list[list[str]]:
     return [part.split() for part in mapped.tobytes().decode("utf-32-le", "surrogatepass").split("\0")]
 
 
+def spaced(runs: list[str]) -> str:
+    """Letter runs as their n-grams are read: joined by single spaces, with a space at each end
+    (so word starts and ends are n-grams of their own); "" for no runs.  The profiles and every
+    scorer of them (edge_finer.langrefs) read the same string."""
+    return " " + " ".join(runs) + " " if runs else ""
+
+
 def ngrams(text: str, orders: Iterable[int] = ORDERS) -> list[str]:
-    """The character n-grams of ``text``'s letter runs, case-folded, joined by single spaces,
-    with a space at each end (so word starts and ends are n-grams of their own)."""
-    joined = " " + " ".join(letter_runs(text)) + " "
+    """The character n-grams of ``text``'s letter runs, case-folded, as :func:`spaced` joins them."""
+    joined = spaced(letter_runs(text))
     if len(joined) <= 2:
         return []
     out: list[str] = []

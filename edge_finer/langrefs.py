@@ -39,7 +39,7 @@ import numpy as np
 
 from . import safejson
 from .errors import BundleError
-from .langprofile import ORDERS, UNSEEN_LOGP, letter_runs
+from .langprofile import ORDERS, UNSEEN_LOGP, letter_runs, spaced
 
 REFS_FILE = Path(__file__).resolve().parent / "data" / "langrefs.zip"
 REFS_FORMAT = "edge-finer-langrefs"
@@ -75,8 +75,7 @@ def text_hashes(text: str, runs: list[str] | None = None) -> np.ndarray:
     runs = letter_runs(text) if runs is None else runs
     if not runs:
         return np.zeros(0, dtype=np.uint64)
-    joined = " " + " ".join(runs) + " "
-    c = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+    c = np.frombuffer(spaced(runs).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
     parts = [c[c != _SPACE]]
     h = c
     for n in ORDERS[1:]:
@@ -97,10 +96,7 @@ def batch_hashes(texts: Sequence[str], runs: Sequence[list[str]] | None = None
     sentence by sentence is then cheap per sentence.  ``runs``: each text's
     :func:`letter_runs`, when the caller has them already (the word scores use them too).
     """
-    pieces = []
-    for k, t in enumerate(texts):
-        words = letter_runs(t) if runs is None else runs[k]
-        pieces.append(" " + " ".join(words) + " " if words else "")
+    pieces = [spaced(letter_runs(t) if runs is None else runs[k]) for k, t in enumerate(texts)]
     # texts are separated by NUL (never a letter): an n-gram across a separator is dropped
     c32 = np.frombuffer("\0".join(pieces).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     sep = c32 == 0
@@ -435,7 +431,7 @@ class ScoreTable:
             avg = self.score(hashes)[None, :] if len(hashes) else np.full((1, len(self.codes)), UNSEEN_LOGP)
             return avg, np.array([len(hashes)])
         found = [letter_runs(t) for t in texts] if runs is None else runs
-        pieces = [" " + " ".join(words) + " " if words else "" for words in found]
+        pieces = [spaced(words) for words in found]
         if max(map(len, pieces)) + max(ORDERS) < _PACKED_ROWS:  # sentences: each run fits a lane
             return self._score_short(pieces, [len(words) for words in found])
         hashes, spans, owners = batch_hashes(texts, found)
@@ -467,7 +463,7 @@ class ScoreTable:
 
     def _score_short(self, pieces: list[str], words: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`score_many` of texts whose n-grams of one order a 16-bit lane can sum
-        (``pieces``: each text's letter runs joined as :func:`text_hashes` joins them; ``words``:
+        (``pieces``: each text's letter runs as :func:`edge_finer.langprofile.spaced` joins them; ``words``:
         how many runs each has).
 
         Every window of the joined texts is hashed, looked up and gathered, those that belong to
@@ -489,7 +485,6 @@ class ScoreTable:
         joined = _SEPARATOR.join(pieces) + _SEPARATOR * k_max
         c32 = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         c = c32.astype(np.uint64)
-        size = len(c)
         text_starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
         hashes, starts, h, offset = [c], [text_starts], c, 0
         for k in ORDERS[1:]:

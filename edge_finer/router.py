@@ -259,7 +259,8 @@ class Router:
         for chunk in _chunks(spans):
             tallies = span_tallies(text, chunk)
             routed = [k for k, t in enumerate(tallies) if t[0] >= MIN_SENTENCE_LETTERS]
-            samples = [_head(text[chunk[k][0]:chunk[k][1]], SENTENCE_HEAD_CHARS) for k in routed]
+            sentences = [text[chunk[k][0]:chunk[k][1]] for k in routed]
+            samples = [_head(sentence, SENTENCE_HEAD_CHARS) for sentence in sentences]
             counts = [tallies[k] for k in routed]
             heads = len(samples)
             wanted: list[int] = []  # lines of the too-short sentences, scored in the same batch
@@ -274,10 +275,9 @@ class Router:
                         counts.append(_tally(samples[-1]))
             decisions = self._decide(samples, counts)  # one batch: each batch has a fixed cost
             # the sentences whose head did not settle them are read again, further
-            again = [j for j in range(heads) if chunk[routed[j]][1] - chunk[routed[j]][0] > len(samples[j])
-                     and not _settled(decisions[j])]
+            again = [j for j in range(heads) if len(sentences[j]) > len(samples[j]) and not _settled(decisions[j])]
             if again:
-                longer = [_head(text[chunk[routed[j]][0]:chunk[routed[j]][1]], SENTENCE_SAMPLE_CHARS) for j in again]
+                longer = [_head(sentences[j], SENTENCE_SAMPLE_CHARS) for j in again]
                 for j, decision in zip(again, self._decide(longer, [counts[j] for j in again])):
                     decisions[j] = decision
             decided = dict(zip(routed, decisions))
