@@ -32,17 +32,21 @@ def pack(bundle_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     files = [MANIFEST] + sorted(bundle.manifest["files"])
     # byte-for-byte reproducible (no time or file name in the gzip header, fixed member metadata):
     # packing the same bundle twice gives the same sha256, so a catalogue index does not churn
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for fname in files:
-            info = tar.gettarinfo(str(bundle.path / fname), arcname=f"{bundle.name}/{fname}")
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mtime = 0
-            info.mode = 0o644
-            with open(bundle.path / fname, "rb") as fh:
-                tar.addfile(info, fh)
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for fname in files:
+                info = tar.gettarinfo(str(bundle.path / fname), arcname=f"{bundle.name}/{fname}")
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = 0
+                info.mode = 0o644
+                with open(bundle.path / fname, "rb") as fh:
+                    tar.addfile(info, fh)
+        os.replace(tmp, target)
+    except BaseException:  # a failed or interrupted pack leaves no .part beside the archives
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -105,8 +105,8 @@ def check_output_target(target: Path, inputs: set[Path], force: bool) -> None:
 
 
 def _new_file_mode() -> int:
-    """The mode ``open(path, "w")`` gives a new file: 0o666 less the umask.  ``mkstemp`` makes
-    0o600 files, which left every output (and every --force replacement) private to its writer.
+    """The mode ``open(path, "w")`` gives a new file: 0o666 less the umask.  The temporary file is
+    made 0o600 (as ``mkstemp`` makes them), which left every output (and every --force replacement) private to its writer.
     Reading the umask means setting it; the CLI does this from its one thread."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -126,11 +126,21 @@ def atomic_write(target: Path, data: bytes | str | Iterable[str]) -> None:
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as exc:
         _raise_if_full(target, exc)
         raise OutputError(f"{target.parent}: cannot write here ({exc.strerror or exc})") from None
+    tmp: Path | None = None
+    opened = False
     try:
+        # the name is chosen before the file exists, inside the handler that removes it: a Ctrl-C
+        # that Python raises just after the open returns (mkstemp's window) cannot leak a .part
+        while not opened:
+            tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+            try:
+                fd = os.open(tmp, _PART_FLAGS, 0o600)
+                opened = True
+            except FileExistsError:
+                tmp = None  # another writer's file: never ours to remove
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             os.fchmod(fh.fileno(), _new_file_mode())
             if isinstance(data, bytes):  # a binary format (spaCy's DocBin)
@@ -145,19 +155,27 @@ def atomic_write(target: Path, data: bytes | str | Iterable[str]) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except (OSError, UnicodeEncodeError) as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(tmp)
         if isinstance(exc, OSError):
             _raise_if_full(target, exc)
+        if not opened:
+            raise OutputError(f"{target.parent}: cannot write here ({exc.strerror or exc})") from None
         raise OutputError(f"{target}: cannot write ({getattr(exc, 'strerror', None) or exc})") from None
     except BaseException:
+        _discard(tmp)
+        raise
+
+
+_PART_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _discard(tmp: Path | None) -> None:
+    """Remove a temporary output, if it was made (after the rename it is gone already)."""
+    if tmp is not None:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise
 
 
 _FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",

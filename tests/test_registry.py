@@ -283,6 +283,27 @@ def test_pack_to_a_file_name(tiny_bundle: Path, tmp_path: Path):
     assert open_bundle(folder).manifest == open_bundle(tiny_bundle).manifest
 
 
+def test_an_interrupted_pack_leaves_no_part(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C (or a full disk) half-way through packing: no archive and no .part beside it, and
+    an archive that was there before is kept."""
+    before = pack(tiny_bundle, tmp_path).read_bytes()
+    calls = []
+
+    def addfile_then_stop(self, info, fileobj=None):
+        calls.append(info.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, info, fileobj)
+
+    real = tarfile.TarFile.addfile
+    monkeypatch.setattr(tarfile.TarFile, "addfile", addfile_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        pack(tiny_bundle, tmp_path)
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-en-0.0.1.tar.gz"]
+    assert (tmp_path / "tiny-en-0.0.1.tar.gz").read_bytes() == before
+
+
 def test_pack_refuses_tampered_bundle(bundle_copy: Path, tmp_path: Path):
     (bundle_copy / "model.onnx").write_bytes(b"x")
     with pytest.raises(BundleError, match="checksum"):

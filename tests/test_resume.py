@@ -154,6 +154,34 @@ def test_streamed_jsonl_is_byte_identical_to_json_dumps():
                 assert jsonl(rec, granularity) == json.dumps(obj, ensure_ascii=False) + "\n"
 
 
+@pytest.mark.parametrize("when", ["after the open", "after the rename"])
+def test_ctrl_c_at_either_end_of_atomic_write_leaves_no_part(tmp_path: Path, monkeypatch, when: str):
+    """Regression (CI, an interrupted run kept a .part): Python raises a Ctrl-C at its next check
+    after a call returns, so one that lands just after the temporary file is opened (inside
+    mkstemp, before its caller could know the name) or just after the rename must leave the
+    folder with the old or the new output and nothing else."""
+    import os
+
+    from edge_finer import textio
+
+    target = tmp_path / "out.conll"
+    target.write_text("previous results\n", encoding="utf-8")
+    name = "open" if when == "after the open" else "replace"
+    real = getattr(os, name)
+
+    def then_interrupt(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, name, then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        textio.atomic_write(target, "new results\n")
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.conll"]
+    expected = "previous results\n" if when == "after the open" else "new results\n"
+    assert target.read_text(encoding="utf-8") == expected
+
+
 def test_atomic_write_of_chunks_that_fail_leaves_nothing(tmp_path: Path):
     from edge_finer.textio import atomic_write
 
