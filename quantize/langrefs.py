@@ -9,7 +9,9 @@ The split is honest and shared with ``benchmarks/routing.py`` (which imports
 :func:`benchmark_texts`): profiles are counted from train splits; dev splits are never read
 here.  Where a language has no train split (the MultiCoNER v2 dev-only languages) and for the
 unlabelled ``text/`` files, every third sentence is held out for the benchmark
-(:func:`held_out`) and the other two thirds are used here.
+(:func:`held_out`) and the other two thirds are used here; a sentence that translates one in
+another language's file (the UDHR, LoResMT) is held out with it, so no profile counts the
+translation of a sentence the benchmark routes (:mod:`quantize.parallel_text`).
 
 Licences: the statistics are derived from the data, so each language's sources and their
 licences are recorded in the file's index (``edge-finer``'s README lists them).  GUIT-AsTourNE
@@ -33,6 +35,7 @@ from edge_finer.langrefs import REFS_FILE, ScoreTable, gram_hashes, quantize_log
 from edge_finer.languages import LANGUAGES, canonical
 
 from .data import gold_text
+from .parallel_text import held_out_masks
 from .profile import LONG_CHARS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +81,8 @@ TEXT_LICENCES: dict[str, str] = {
 
 
 def held_out(index: int) -> bool:
-    """Sentences the benchmark keeps for itself where there is no dev split: every third."""
+    """Sentences the benchmark keeps for itself where there is no dev split: every third (a
+    sentence with translations elsewhere follows the first of them: :func:`_texts`)."""
     return index % 3 == 2
 
 
@@ -109,6 +113,7 @@ def read_lines(path: Path) -> list[str]:
 def _texts(data: Path, benchmark: bool) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
     """Language → [(source description, sentences)], for the build or for the benchmark."""
     out: dict[str, list[tuple[dict[str, str], list[str]]]] = {}
+    split: list[tuple[str, dict[str, str], list[str]]] = []  # no dev split: a third is held out
 
     def add(code: str, source: dict[str, str], sents: list[str]) -> None:
         if sents:
@@ -126,20 +131,21 @@ def _texts(data: Path, benchmark: bool) -> dict[str, list[tuple[dict[str, str], 
                 add(lang_dir.name, {**source, "split": "dev" if benchmark else "train"},
                     read_conll_sentences(dev if benchmark else train) if (dev.is_file() or not benchmark) else [])
             elif dev.is_file():  # dev only: two thirds build, one third benchmark
-                sents = read_conll_sentences(dev)
-                add(lang_dir.name, {**source, "split": f"dev, {'every third' if benchmark else 'two thirds'}"},
-                    [s for i, s in enumerate(sents) if held_out(i) == benchmark])
+                split.append((lang_dir.name, {**source, "split": f"dev, {'a third' if benchmark else 'two thirds'}"},
+                              read_conll_sentences(dev)))
     text = data / "text"
     if text.is_dir():
         for lang_dir in sorted(p for p in text.iterdir() if p.is_dir()):
             path = lang_dir / "sentences.txt"
             if not path.is_file():
                 continue
-            sents = read_lines(path)
-            add(lang_dir.name, {"dataset": f"text/{lang_dir.name}", "licence": TEXT_LICENCES.get(lang_dir.name, "see "
-                                "../shared/data/README.md"), "folder": f"text/{lang_dir.name}",
-                                "split": "every third line" if benchmark else "two thirds of the lines"},
-                [s for i, s in enumerate(sents) if held_out(i) == benchmark])
+            split.append((lang_dir.name, {"dataset": f"text/{lang_dir.name}", "licence": TEXT_LICENCES.get(
+                lang_dir.name, "see ../shared/data/README.md"), "folder": f"text/{lang_dir.name}",
+                "split": "a third of the lines" if benchmark else "two thirds of the lines"}, read_lines(path)))
+    # a third held out, a sentence with its translations in the other languages' files (UDHR, LoResMT)
+    masks = held_out_masks([(canonical(code), sents) for code, _, sents in split], held_out)
+    for (code, source, sents), mask in zip(split, masks):
+        add(code, source, [s for s, held in zip(sents, mask) if held == benchmark])
     unknown = sorted(set(out) - set(LANGUAGES))
     if unknown:
         raise SystemExit(f"error: languages missing from edge_finer/languages.py: {', '.join(unknown)}")
