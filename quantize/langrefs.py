@@ -86,22 +86,35 @@ def held_out(index: int) -> bool:
     return index % 3 == 2
 
 
-def read_conll_sentences(path: Path) -> list[str]:
+def read_conll_sentences(path: Path, names: bool = True) -> list[str]:
     """The sentences of a CoNLL file as text, as it is written: tokens joined by spaces, except
-    next to a Han character (Chinese is written without them, and users give it so)."""
+    next to a Han character (Chinese is written without them, and users give it so).
+
+    ``names=False``: without the tokens tagged as an entity (the text the word tables count:
+    words that tell a language, not the people and places its corpus happened to mention; "Paris"
+    in the French table outvoted "visited" in "Barack Obama visited Paris.").  One string per
+    sentence either way (empty when every token is a name), so the two lists line up."""
     out: list[str] = []
     tokens: list[str] = []
+
+    def flush() -> None:
+        out.append(gold_text(tokens, "han-chars")[0] if tokens else "")
+
+    seen = False  # a sentence has begun (it may hold no token kept)
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             line = line.rstrip("\n")
             if not line.strip():
-                if tokens:
-                    out.append(gold_text(tokens, "han-chars")[0])
-                    tokens = []
+                if seen:
+                    flush()
+                    tokens, seen = [], False
                 continue
-            tokens.append(line.split("\t")[0])
-    if tokens:
-        out.append(gold_text(tokens, "han-chars")[0])
+            token, _, tag = line.partition("\t")
+            seen = True
+            if names or tag.strip() in ("", "O"):
+                tokens.append(token)
+    if seen:
+        flush()
     return out
 
 
@@ -110,10 +123,13 @@ def read_lines(path: Path) -> list[str]:
         return [s for s in (line.strip() for line in fh) if s]
 
 
-def _texts(data: Path, benchmark: bool) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
-    """Language → [(source description, sentences)], for the build or for the benchmark."""
+def _texts(data: Path, benchmark: bool, names: bool = True) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+    """Language → [(source description, sentences)], for the build or for the benchmark;
+    ``names=False``: each sentence without its entity tokens where a corpus tags them (in the same
+    places: the lists line up with those of ``names=True``)."""
     out: dict[str, list[tuple[dict[str, str], list[str]]]] = {}
-    split: list[tuple[str, dict[str, str], list[str]]] = []  # no dev split: a third is held out
+    # no dev split, a third held out: (language, source, sentences, the sentences returned)
+    split: list[tuple[str, dict[str, str], list[str], list[str]]] = []
 
     def add(code: str, source: dict[str, str], sents: list[str]) -> None:
         if sents:
@@ -129,22 +145,25 @@ def _texts(data: Path, benchmark: bool) -> dict[str, list[tuple[dict[str, str], 
                       "folder": f"{folder.name}/{lang_dir.name}"}
             if train.is_file():
                 add(lang_dir.name, {**source, "split": "dev" if benchmark else "train"},
-                    read_conll_sentences(dev if benchmark else train) if (dev.is_file() or not benchmark) else [])
+                    read_conll_sentences(dev if benchmark else train, names)
+                    if (dev.is_file() or not benchmark) else [])
             elif dev.is_file():  # dev only: two thirds build, one third benchmark
+                whole = read_conll_sentences(dev)
                 split.append((lang_dir.name, {**source, "split": f"dev, {'a third' if benchmark else 'two thirds'}"},
-                              read_conll_sentences(dev)))
+                              whole, whole if names else read_conll_sentences(dev, names=False)))
     text = data / "text"
     if text.is_dir():
         for lang_dir in sorted(p for p in text.iterdir() if p.is_dir()):
             path = lang_dir / "sentences.txt"
             if not path.is_file():
                 continue
+            lines = read_lines(path)  # untagged: nothing to take out
             split.append((lang_dir.name, {"dataset": f"text/{lang_dir.name}", "licence": TEXT_LICENCES.get(
                 lang_dir.name, "see ../shared/data/README.md"), "folder": f"text/{lang_dir.name}",
-                "split": "a third of the lines" if benchmark else "two thirds of the lines"}, read_lines(path)))
+                "split": "a third of the lines" if benchmark else "two thirds of the lines"}, lines, lines))
     # a third held out, a sentence with its translations in the other languages' files (UDHR, LoResMT)
-    masks = held_out_masks([(canonical(code), sents) for code, _, sents in split], held_out)
-    for (code, source, sents), mask in zip(split, masks):
+    masks = held_out_masks([(canonical(code), whole) for code, _, whole, _ in split], held_out)
+    for (code, source, _, sents), mask in zip(split, masks):
         add(code, source, [s for s, held in zip(sents, mask) if held == benchmark])
     unknown = sorted(set(out) - set(LANGUAGES))
     if unknown:
@@ -155,6 +174,12 @@ def _texts(data: Path, benchmark: bool) -> dict[str, list[tuple[dict[str, str], 
 def build_texts(data: Path = DATA) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
     """What the profiles are built from (train splits; two thirds of dev-only and text files)."""
     return _texts(data, benchmark=False)
+
+
+def build_word_texts(data: Path = DATA) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+    """:func:`build_texts` without the entity tokens of the tagged corpora: what the word tables
+    count (see :func:`read_conll_sentences`)."""
+    return _texts(data, benchmark=False, names=False)
 
 
 def benchmark_texts(data: Path = DATA) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
@@ -267,6 +292,7 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
     the table sizes (the shipped file's are the defaults; other sizes are for measuring them)."""
     started = time.perf_counter()
     texts = build_texts(data)
+    word_texts = build_word_texts(data) if top_words else {}
     entries: list[dict[str, Any]] = []
     tables: list[tuple[list[str], np.ndarray]] = []
     words: list[tuple[list[str], np.ndarray]] = []
@@ -274,7 +300,7 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
         sources = texts[code]
         grams, logp, cal, counted = build_language([s for _, s in sources], limit, top_ngrams)
         if top_words:
-            wgrams, wlogp = counted_words([s for _, s in sources], limit, top_words)
+            wgrams, wlogp = counted_words([s for _, s in word_texts[code]], limit, top_words)
             words.append((wgrams, quantize_logp(wlogp)))
         lang = LANGUAGES[code]
         entries.append({"code": code, "name": lang.name, "iso639_3": lang.iso639_3, "scripts": list(lang.scripts),

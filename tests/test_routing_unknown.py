@@ -633,10 +633,10 @@ def test_benchmark_head_sweep_measures_each_point_and_restores_the_router(made_u
     router = Router.installed()
     shipped = sentence_mode(router, sets, {"aa"})
     rows = head_sweep(router, sets, {"aa"})
-    assert (routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN, routing._settled.__name__) == (80, 0.3, "_settled")
+    assert (routing.SENTENCE_HEAD_CHARS, routing.SETTLED_MARGIN, routing._settled.__name__) == (80, 1.0, "_settled")
     assert [(r["head"], r["margin"]) for r in rows] == [(160, None), *HEAD_SWEEP]
     assert rows[0]["read_again"] == 0.0  # the router before the heads: one read
-    here = next(r for r in rows if (r["head"], r["margin"]) == (80, 0.3))
+    here = next(r for r in rows if (r["head"], r["margin"]) == (80, 1.0))
     assert here["same_answer"] == shipped["same_answer"] and here["installed_right"] == 100.0
     assert all(r["read_again"] >= 25.0 for r in rows[1:])  # zz's heads name nothing: always read again
 
@@ -663,22 +663,37 @@ def test_benchmark_audit_counts_only_what_the_judge_reads_as_the_routed_language
     assert audit_to_installed(router, sets, {"en"}, judged.__getitem__)["judge_agrees"] == 0
 
 
-def test_tuning_rule_takes_the_ngram_margin_then_the_lightest_near_best_weight():
-    from benchmarks.routing import TUNING_TIE, choose_tuning_point
+def test_tuning_rule_meets_both_shares_then_hands_the_fewest_to_a_bundle():
+    from benchmarks.routing import choose_tuning_point
 
     def row(w, m, right, ok, to):
         return {"word_weight": w, "route_margin": m, "installed_right": right, "other_ok": ok,
                 "other_to_installed": to}
 
     rows = [row(0.0, 0.0, 98.9, 98.9, 0.73), row(0.0, 0.05, 98.3, 99.2, 0.49),
-            row(0.1, 0.05, 98.9, 99.1, 0.55),  # more text to installed bundles than the n-grams: out
-            row(0.2, 0.05, 98.95, 99.2, 0.48), row(0.5, 0.05, 99.05, 99.1, 0.40),
-            row(0.5, 0.0, 99.3, 99.1, 0.46)]  # another margin than the n-grams' own: out
-    plain, best = choose_tuning_point(rows)
-    assert plain["route_margin"] == 0.05 and (best["word_weight"], best["route_margin"]) == (0.2, 0.05)
-    rows[3]["installed_right"] = 99.05 - TUNING_TIE - 0.01  # no longer within the tie of 0.5
-    assert choose_tuning_point(rows)[1]["word_weight"] == 0.5
-    assert choose_tuning_point([row(0.0, 0.0, 98.0, 98.0, 1.0)]) == (None, None)
+            row(0.2, 0.05, 99.05, 99.2, 0.48), row(0.5, 0.05, 99.05, 99.1, 0.40),
+            row(1.0, 0.2, 98.99, 99.3, 0.30),  # fewest to a bundle, but installed under 99: out
+            row(0.5, 0.1, 99.2, 99.1, 0.40)]  # tied with 0.5 at 0.05: the smaller margin wins
+    assert (choose_tuning_point(rows)["word_weight"], choose_tuning_point(rows)["route_margin"]) == (0.5, 0.05)
+    rows[4]["installed_right"] = 99.0  # now it meets both
+    assert choose_tuning_point(rows)["word_weight"] == 1.0
+    # no point meets both: the most installed sentences right among those that keep the others' share
+    fallback = [row(0.0, 0.0, 98.9, 98.9, 0.73), row(0.0, 0.05, 98.3, 99.2, 0.49), row(0.2, 0.05, 98.6, 99.0, 0.5)]
+    assert choose_tuning_point(fallback)["word_weight"] == 0.2
+    assert choose_tuning_point([row(0.0, 0.0, 98.0, 98.0, 1.0)]) is None
+
+
+def test_word_text_of_a_tagged_corpus_leaves_out_its_names(tmp_path: Path):
+    """The word tables count the words that tell a language, not the names its corpus mentions
+    ("Paris" in the French table outvoted "visited" in "Barack Obama visited Paris."); the two
+    readings line up sentence for sentence, an all-name sentence included."""
+    from quantize.langrefs import read_conll_sentences
+
+    conll = tmp_path / "en.conll"
+    conll.write_text("Barack\tB-PER\nObama\tI-PER\nvisited\tO\nParis\tB-LOC\n.\tO\n\nParis\tB-LOC\n\n"
+                     "It\tO\nrained\tO\n", encoding="utf-8")
+    assert read_conll_sentences(conll) == ["Barack Obama visited Paris .", "Paris", "It rained"]
+    assert read_conll_sentences(conll, names=False) == ["visited .", "", "It rained"]
 
 
 def test_reference_build_keeps_a_small_source_whole():
