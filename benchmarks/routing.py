@@ -270,7 +270,7 @@ SWEEP = [(0.2, 0.0, 0.5, 1.0), (0.2, 0.0, 0.5, 0.0), (0.0, 0.0, 0.5, 1.0), (0.05
 #: Route margins tried on the tuning text.
 TUNING_MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 #: Word weights tried on the tuning text (0: the n-grams alone).
-TUNING_WORD_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+TUNING_WORD_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
 #: The issue's share (%) for installed languages routed right and for other languages unknown or
 #: named as themselves.
 TARGET = 99.0

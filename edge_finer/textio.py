@@ -106,7 +106,8 @@ def check_output_target(target: Path, inputs: set[Path], force: bool) -> None:
 
 def _new_file_mode() -> int:
     """The mode ``open(path, "w")`` gives a new file: 0o666 less the umask.  The temporary file is
-    made 0o600 (as ``mkstemp`` makes them), which left every output (and every --force replacement) private to its writer.
+    made 0o600 (as ``mkstemp`` makes them), which left every output (and every --force
+    replacement) private to its writer.
     Reading the umask means setting it; the CLI does this from its one thread."""
     mask = os.umask(0o022)
     os.umask(mask)
