@@ -205,7 +205,7 @@ def sentence_mode(router, sets: dict[str, list[str]], installed: set[str],
 
 #: (head characters, settling margin) points of the sentence-head table; the shipped point is
 #: ``edge_finer.router.SENTENCE_HEAD_CHARS`` / ``SETTLED_MARGIN``.
-HEAD_SWEEP = [(head, margin) for head in (48, 64, 80, 96) for margin in (0.3, 0.5, 1.0, 1.5)]
+HEAD_SWEEP = [(head, margin) for head in (48, 64, 80, 96) for margin in (0.3, 0.5, 0.7, 1.0)]
 
 
 def head_sweep(router, sets: dict[str, list[str]], installed: set[str], whole: dict | None = None) -> list[dict]:
@@ -264,9 +264,9 @@ def never_seen(references, sets: dict[str, list[str]], installed: set[str], lang
 
 #: (ROUTE_MARGIN, INSTALLED_PRIOR, REFERENCE_SLACK, WORD_WEIGHT) points of the trade-off table;
 #: the first is the default.
-SWEEP = [(0.2, 0.0, 0.5, 1.0), (0.2, 0.0, 0.5, 0.0), (0.0, 0.0, 0.5, 1.0), (0.05, 0.0, 0.5, 1.0),
-         (0.1, 0.0, 0.5, 1.0), (0.3, 0.0, 0.5, 1.0), (0.2, 0.0, 0.25, 1.0), (0.2, 0.0, 1.0, 1.0),
-         (0.2, 0.02, 0.5, 1.0), (0.2, 0.0, 0.5, 0.5), (0.2, 0.0, 0.5, 0.7), (0.05, 0.0, 0.5, 0.2)]
+SWEEP = [(0.15, 0.0, 0.5, 0.7), (0.15, 0.0, 0.5, 0.0), (0.0, 0.0, 0.5, 0.7), (0.05, 0.0, 0.5, 0.7),
+         (0.1, 0.0, 0.5, 0.7), (0.2, 0.0, 0.5, 0.7), (0.15, 0.0, 0.25, 0.7), (0.15, 0.0, 1.0, 0.7),
+         (0.15, 0.02, 0.5, 0.7), (0.15, 0.0, 0.5, 0.5), (0.15, 0.0, 0.5, 1.0), (0.05, 0.0, 0.5, 0.2)]
 #: Route margins tried on the tuning text.
 TUNING_MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 #: Word weights tried on the tuning text (0: the n-grams alone).
@@ -318,8 +318,9 @@ def tuning_text(references, installed: set[str]) -> dict:
     the dev text above.
 
     The sentences the reference build kept out of each profile's counts to calibrate it (every
-    tenth of each source; for a language of under 400 sentences, the first of five folds, scored
-    by a profile -- n-grams and words -- counted from the other four), ranked against every
+    tenth of each source by ``quantize.langrefs.tuning``, a sentence with its translations in
+    other languages' files; a language of under 400 sentences, whose shipped tables count every
+    sentence, is scored by tables counted without its tenth, for every sentence), ranked against every
     reference profile of their script by the n-gram score plus ``weight`` times the word score;
     an installed language wins when it beats the runner-up by the margin, another language is
     named when it beats it by ``NAME_MARGIN``.  Ranking and margins only: the calibration
@@ -333,26 +334,25 @@ def tuning_text(references, installed: set[str]) -> dict:
 
     from edge_finer.langrefs import ScoreTable, gram_hashes, quantize_logp
     from edge_finer.router import NAME_MARGIN, _only_script, _tally
-    from quantize.langrefs import (KFOLD_BELOW, MAX_SENTENCES, _parts, build_texts, build_word_texts, count_profile,
-                                   counted_words)
+    from quantize.langrefs import (KFOLD_BELOW, MAX_SENTENCES, _split, build_keys, build_texts, build_word_texts,
+                                   count_profile, counted_words, tuning)
 
     held: dict[str, list[str]] = {}
-    own: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # languages scored by a fold profile
+    own: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # small languages: tables without their tuning tenth
     own_words: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     word_texts = build_word_texts() if references.has_words else {}
+    keys = build_keys()
     for code, sources in build_texts().items():
         if code not in references.languages:
             continue
         sents = [s for _, s in sources]
-        parts = _parts(sents, MAX_SENTENCES)
-        if sum(len(p) for p in parts) >= KFOLD_BELOW:  # as quantize.langrefs.build_language holds out
-            held[code] = [s for p in parts for s in p[9::10]]
-        else:
-            held[code] = [s for p in parts for i, s in enumerate(p) if i % 5 == 0]
-            grams, logp = count_profile([[s for i, s in enumerate(p) if i % 5 != 0] for p in parts])
+        parts = _split(sents, MAX_SENTENCES, keys[code])
+        held[code] = [s for p in parts for s, k in p if tuning(k)]  # as quantize.langrefs.build_language
+        if sum(len(p) for p in parts) < KFOLD_BELOW:  # its shipped tables count every sentence
+            grams, logp = count_profile([[s for s, k in p if not tuning(k)] for p in parts])
             own[code] = (gram_hashes(grams), quantize_logp(logp))
             if references.has_words:
-                words, wlogp = counted_words([s for _, s in word_texts[code]], fold=0)
+                words, wlogp = counted_words([s for _, s in word_texts[code]], keys=keys[code], without_tuning=True)
                 own_words[code] = (gram_hashes(words), quantize_logp(wlogp))
     by_script: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for code, sents in held.items():
@@ -373,13 +373,12 @@ def tuning_text(references, installed: set[str]) -> dict:
         wavg = np.zeros_like(avg)
         if references.has_words:
             wavg, _ = ScoreTable(codes, [references.word_table(c) for c in codes]).score_words(texts)
-        for code in {c for c, _ in items} & set(own) & set(codes):
-            rows = [k for k, (c, _) in enumerate(items) if c == code]
-            mine = ScoreTable([code], [own[code]]).score_many([items[k][1] for k in rows])[0]
-            avg[rows, codes.index(code)] = mine[:, 0]
+        # a small language is scored by its tables without the tuning tenth, for every sentence:
+        # its own (never counted) and their translations in other languages alike
+        for code in set(own) & set(codes):
+            avg[:, codes.index(code)] = ScoreTable([code], [own[code]]).score_many(texts)[0][:, 0]
             if references.has_words:
-                mine = ScoreTable([code], [own_words[code]]).score_words([items[k][1] for k in rows])[0]
-                wavg[rows, codes.index(code)] = mine[:, 0]
+                wavg[:, codes.index(code)] = ScoreTable([code], [own_words[code]]).score_words(texts)[0][:, 0]
         for w in weights:
             for (code, _), row in zip(items, avg + w * wavg):
                 order = np.argsort(-row, kind="stable")
@@ -676,9 +675,10 @@ def markdown(res: dict) -> str:
     if tune:
         lines += ["", "## Tuning text: how `ROUTE_MARGIN` and `WORD_WEIGHT` were chosen", "",
                   f"Not the dev text above: the {tune['sentences']} held-out sentences (>= {LONG} characters) of the "
-                  "reference build (every tenth sentence of each source, which neither the n-gram nor the word "
-                  "tables counted; a language of under 400 sentences: one fold of five, scored by tables counted "
-                  "from the other four), ranked against every reference language of their script by the n-gram "
+                  "reference build (every tenth sentence of each source, a sentence together with its translations "
+                  "in other languages' files, which neither the n-gram nor the word tables counted; a language of "
+                  "under 400 sentences, whose shipped tables count them all, is scored by tables counted without "
+                  "its tenth), ranked against every reference language of their script by the n-gram "
                   "score plus the word weight times the word score. Ranking and margins only (no calibration "
                   f"thresholds). The rule: of the points at which both >= {TARGET:g} % of installed-language "
                   f"sentences are routed right and >= {TARGET:g} % of other languages' sentences come out unknown "

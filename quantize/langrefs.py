@@ -21,6 +21,7 @@ states no licence ("research use only"), so Assamese is built from the Leipzig s
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -35,7 +36,7 @@ from edge_finer.langrefs import REFS_FILE, ScoreTable, gram_hashes, quantize_log
 from edge_finer.languages import LANGUAGES, canonical
 
 from .data import gold_text
-from .parallel_text import held_out_masks
+from .parallel_text import group_keys
 from .profile import LONG_CHARS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,17 +124,30 @@ def read_lines(path: Path) -> list[str]:
         return [s for s in (line.strip() for line in fh) if s]
 
 
-def _texts(data: Path, benchmark: bool, names: bool = True) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+Texts = dict[str, list[tuple[dict[str, str], list[str]]]]
+#: Language → for each of its sources, each sentence's key (:func:`quantize.parallel_text.group_keys`;
+#: None: a source with a split of its own, whose keys are the sentences' places in what is read).
+Keys = dict[str, list[list[int] | None]]
+
+
+def _texts(data: Path, benchmark: bool, names: bool = True) -> Texts:
     """Language → [(source description, sentences)], for the build or for the benchmark;
     ``names=False``: each sentence without its entity tokens where a corpus tags them (in the same
     places: the lists line up with those of ``names=True``)."""
-    out: dict[str, list[tuple[dict[str, str], list[str]]]] = {}
+    return _texts_keyed(data, benchmark, names)[0]
+
+
+def _texts_keyed(data: Path, benchmark: bool, names: bool = True) -> tuple[Texts, Keys]:
+    """:func:`_texts`, and the keys of its sentences."""
+    out: Texts = {}
+    keys: Keys = {}
     # no dev split, a third held out: (language, source, sentences, the sentences returned)
     split: list[tuple[str, dict[str, str], list[str], list[str]]] = []
 
-    def add(code: str, source: dict[str, str], sents: list[str]) -> None:
+    def add(code: str, source: dict[str, str], sents: list[str], sent_keys: list[int] | None = None) -> None:
         if sents:
             out.setdefault(canonical(code), []).append((source, sents))
+            keys.setdefault(canonical(code), []).append(sent_keys)
 
     for folder in sorted(p for p in data.iterdir() if p.is_dir()):
         info = DATASETS.get(folder.name) or (BENCHMARK_ONLY.get(folder.name) if benchmark else None)
@@ -162,27 +176,40 @@ def _texts(data: Path, benchmark: bool, names: bool = True) -> dict[str, list[tu
                 lang_dir.name, "see ../shared/data/README.md"), "folder": f"text/{lang_dir.name}",
                 "split": "a third of the lines" if benchmark else "two thirds of the lines"}, lines, lines))
     # a third held out, a sentence with its translations in the other languages' files (UDHR, LoResMT)
-    masks = held_out_masks([(canonical(code), whole) for code, _, whole, _ in split], held_out)
-    for (code, source, _, sents), mask in zip(split, masks):
-        add(code, source, [s for s, held in zip(sents, mask) if held == benchmark])
+    for (code, source, _, sents), line_keys in zip(split, _group_keys(tuple(
+            (canonical(code), tuple(whole)) for code, _, whole, _ in split))):
+        kept = [(s, k) for s, k in zip(sents, line_keys) if held_out(k) == benchmark]
+        add(code, source, [s for s, _ in kept], [k for _, k in kept])
     unknown = sorted(set(out) - set(LANGUAGES))
     if unknown:
         raise SystemExit(f"error: languages missing from edge_finer/languages.py: {', '.join(unknown)}")
-    return out
+    return out, keys
 
 
-def build_texts(data: Path = DATA) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+@functools.lru_cache(maxsize=2)
+def _group_keys(sources: tuple[tuple[str, tuple[str, ...]], ...]) -> list[list[int]]:
+    """:func:`group_keys`, once for the same sources (the build reads its texts three ways)."""
+    return group_keys(sources)
+
+
+def build_texts(data: Path = DATA) -> Texts:
     """What the profiles are built from (train splits; two thirds of dev-only and text files)."""
     return _texts(data, benchmark=False)
 
 
-def build_word_texts(data: Path = DATA) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+def build_keys(data: Path = DATA) -> Keys:
+    """The keys of :func:`build_texts`' sentences: what decides which of them calibrate and tune
+    (:func:`tuning`), so that a sentence and its translations are on one side there too."""
+    return _texts_keyed(data, benchmark=False)[1]
+
+
+def build_word_texts(data: Path = DATA) -> Texts:
     """:func:`build_texts` without the entity tokens of the tagged corpora: what the word tables
     count (see :func:`read_conll_sentences`)."""
     return _texts(data, benchmark=False, names=False)
 
 
-def benchmark_texts(data: Path = DATA) -> dict[str, list[tuple[dict[str, str], list[str]]]]:
+def benchmark_texts(data: Path = DATA) -> Texts:
     """What ``benchmarks/routing.py`` routes: dev splits and the held-out third; never build text."""
     return _texts(data, benchmark=True)
 
@@ -240,49 +267,75 @@ def calibrate(scored: list[tuple[int, float]]) -> dict[str, dict[str, float]]:
     return cal
 
 
-def _parts(sources: list[list[str]], limit: int) -> list[list[str]]:
-    """The sentences read of each source: ``limit`` in all.  A source smaller than an equal
-    share keeps every sentence; what it leaves is spread over the larger ones by size.  Spread
-    by size alone, the 800 conversational Hindi sentences of LoResMT kept 222 beside 5,778 of
-    news and Wikipedia, and everyday Hindi ("रास्ते से ठेला हटाओ!") scored as Magahi or Bhojpuri,
-    whose profiles are that register (benchmarks/results/routing.md)."""
+def _part_sizes(sources: list[list[str]], limit: int) -> list[int]:
+    """How many sentences are read of each source: ``limit`` in all.  A source smaller than an
+    equal share keeps every sentence; what it leaves is spread over the larger ones by size.
+    Spread by size alone, the 800 conversational Hindi sentences of LoResMT kept 222 beside
+    5,778 of news and Wikipedia, and everyday Hindi ("रास्ते से ठेला हटाओ!") scored as Magahi or
+    Bhojpuri, whose profiles are that register (benchmarks/results/routing.md)."""
     if sum(len(s) for s in sources) <= limit:
-        return list(sources)
+        return [len(s) for s in sources]
     share = limit / len(sources)
     small = [len(s) <= share for s in sources]
     left = limit - sum(len(s) for s, sm in zip(sources, small) if sm)
     large = sum(len(s) for s, sm in zip(sources, small) if not sm)
-    return [s if sm else _spread(s, max(1, round(left * len(s) / large))) for s, sm in zip(sources, small)]
+    return [len(s) if sm else max(1, round(left * len(s) / large)) for s, sm in zip(sources, small)]
+
+
+def _parts(sources: list[list[str]], limit: int) -> list[list[str]]:
+    """The sentences read of each source (:func:`_part_sizes`)."""
+    return [_spread(s, n) for s, n in zip(sources, _part_sizes(sources, limit))]
+
+
+def _part_keys(sources: list[list[str]], limit: int, keys: list[list[int] | None] | None) -> list[list[int]]:
+    """The keys of :func:`_parts`' sentences: a source's own where it has them (translations share
+    one), else each sentence's place in its part."""
+    keys = keys or [None] * len(sources)
+    return [list(range(len(_spread(s, n)))) if k is None else _spread(k, n)
+            for s, k, n in zip(sources, keys, _part_sizes(sources, limit))]
+
+
+def tuning(key: int) -> bool:
+    """The build sentences no profile counts: they calibrate their language's profile and are the
+    router's tuning text (``benchmarks/routing.py``).  Every tenth, by key, so a sentence and its
+    translations are tuning text together."""
+    return key % 10 == 9
+
+
+def _split(sources: list[list[str]], limit: int, keys: list[list[int] | None] | None
+           ) -> list[list[tuple[str, int]]]:
+    """The sentences read of each source, each with its key."""
+    return [list(zip(p, k)) for p, k in zip(_parts(sources, limit), _part_keys(sources, limit, keys))]
 
 
 def counted_words(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_WORDS,
-                  fold: int | None = None) -> tuple[list[str], np.ndarray]:
+                  keys: list[list[int] | None] | None = None, without_tuning: bool = False
+                  ) -> tuple[list[str], np.ndarray]:
     """The word table of one language, from the sentences its n-gram profile counts (never the
-    held-out ones that calibrate it and tune the router); ``fold``: a small language's table
-    without that fold of five (the tuning text scores that fold)."""
-    parts = _parts(sources, limit)
-    if sum(len(p) for p in parts) >= KFOLD_BELOW:
-        keep = [[s for i, s in enumerate(p) if i % 10 != 9] for p in parts]
-    else:
-        keep = [[s for i, s in enumerate(p) if fold is None or i % 5 != fold] for p in parts]
-    return count_profile(keep, top, unit=letter_runs)
+    tuning ones); a small language's profile counts all of its sentences, and its table
+    ``without_tuning`` is the one the tuning text is scored by."""
+    parts = _split(sources, limit, keys)
+    if sum(len(p) for p in parts) >= KFOLD_BELOW or without_tuning:
+        return count_profile([[s for s, k in p if not tuning(k)] for p in parts], top, unit=letter_runs)
+    return count_profile([[s for s, _ in p] for p in parts], top, unit=letter_runs)
 
 
-def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_NGRAMS
+def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_NGRAMS,
+                   keys: list[list[int] | None] | None = None
                    ) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], int]:
     """(n-grams, log-probabilities, calibration, sentences counted) of one language, from its
-    sources' sentences; ``top``: n-grams kept."""
-    parts = _parts(sources, limit)
+    sources' sentences; ``top``: n-grams kept; ``keys``: :func:`build_keys`' for the sources."""
+    parts = _split(sources, limit, keys)
     n = sum(len(p) for p in parts)
-    if n >= KFOLD_BELOW:  # every tenth sentence of each source calibrates, the rest counts
-        grams, logp = count_profile([[s for i, s in enumerate(p) if i % 10 != 9] for p in parts], top)
-        scored = _scores(grams, logp, [s for p in parts for s in p[9::10]])
-        return grams, logp, calibrate(scored), n - sum(len(p[9::10]) for p in parts)
+    if n >= KFOLD_BELOW:  # the tuning tenth calibrates, the rest counts
+        grams, logp = count_profile([[s for s, k in p if not tuning(k)] for p in parts], top)
+        held = [s for p in parts for s, k in p if tuning(k)]
+        return grams, logp, calibrate(_scores(grams, logp, held)), n - len(held)
     scored = []
     for fold in range(5):
-        g, lp = count_profile([[s for i, s in enumerate(p) if i % 5 != fold] for p in parts], top)
-        scored += _scores(g, lp, [s for p in parts for i, s in enumerate(p) if i % 5 == fold])
-    grams, logp = count_profile(parts, top)
+        g, lp = count_profile([[s for s, k in p if k % 5 != fold] for p in parts], top)
+        scored += _scores(g, lp, [s for p in parts for s, k in p if k % 5 == fold])
+    grams, logp = count_profile([[s for s, _ in p] for p in parts], top)
     return grams, logp, calibrate(scored), n
 
 
@@ -291,16 +344,16 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
     """Build and write the reference file; returns a summary.  ``top_ngrams`` / ``top_words``:
     the table sizes (the shipped file's are the defaults; other sizes are for measuring them)."""
     started = time.perf_counter()
-    texts = build_texts(data)
+    texts, keys = _texts_keyed(data, benchmark=False)
     word_texts = build_word_texts(data) if top_words else {}
     entries: list[dict[str, Any]] = []
     tables: list[tuple[list[str], np.ndarray]] = []
     words: list[tuple[list[str], np.ndarray]] = []
     for code in sorted(texts):
         sources = texts[code]
-        grams, logp, cal, counted = build_language([s for _, s in sources], limit, top_ngrams)
+        grams, logp, cal, counted = build_language([s for _, s in sources], limit, top_ngrams, keys[code])
         if top_words:
-            wgrams, wlogp = counted_words([s for _, s in word_texts[code]], limit, top_words)
+            wgrams, wlogp = counted_words([s for _, s in word_texts[code]], limit, top_words, keys[code])
             words.append((wgrams, quantize_logp(wlogp)))
         lang = LANGUAGES[code]
         entries.append({"code": code, "name": lang.name, "iso639_3": lang.iso639_3, "scripts": list(lang.scripts),

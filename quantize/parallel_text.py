@@ -102,6 +102,13 @@ def held_out_masks(sources: Sequence[tuple[str, Sequence[str]]], held_out: Calla
     (``held_out(line)``), unless it translates a sentence of another language's source of its
     script; then all the translations of one sentence follow the first of them (in the order of
     ``sources``, then by line)."""
+    return [[held_out(key) for key in keys] for keys in group_keys(sources)]
+
+
+def group_keys(sources: Sequence[tuple[str, Sequence[str]]]) -> list[list[int]]:
+    """Each sentence's key: its own line, or for a sentence with translations in other languages'
+    sources of its script, the line of the first of them (in the order of ``sources``, then by
+    line).  A rule over keys (``key % 3 == 2``) keeps translations on one side."""
     parent: dict[tuple[int, int], tuple[int, int]] = {}
 
     def root(x: tuple[int, int]) -> tuple[int, int]:
@@ -129,4 +136,4 @@ def held_out_masks(sources: Sequence[tuple[str, Sequence[str]]], held_out: Calla
                 if sources[ka][0] != sources[kb][0]:
                     for i, j in links(vectors[ka], vectors[kb]):
                         union((ka, i), (kb, j))
-    return [[held_out(root((k, i))[1]) for i in range(len(sents))] for k, (_, sents) in enumerate(sources)]
+    return [[root((k, i))[1] for i in range(len(sents))] for k, (_, sents) in enumerate(sources)]

@@ -78,3 +78,14 @@ def test_hindi_benchmark_sentences_and_their_magahi_translations_stay_on_one_sid
     pairs = [(h, mag[j]) for h in hin for j, n in Counter(line_of[w] for w in _words(h) & rare).items() if n >= 2]
     together = sum((h in held) == (m not in built) for h, m in pairs)
     assert len(pairs) >= 100 and together >= 0.98 * len(pairs), (together, len(pairs))
+    # and of the pairs the build reads, both or neither are the tuning tenth (no profile counts them)
+    from quantize.langrefs import build_keys, tuning
+
+    keys = build_keys(DATA)
+    texts = build_texts(DATA)
+    key_of = {code: {s: k for (_, sents), ks in zip(texts[code], keys[code]) if ks is not None
+                     for s, k in zip(sents, ks)} for code in ("hi", "mag")}
+    both = [(key_of["hi"][h], key_of["mag"][m]) for h, m in pairs if h in key_of["hi"] and m in key_of["mag"]]
+    assert len(both) >= 50 and sum(tuning(a) == tuning(b) for a, b in both) >= 0.98 * len(both)
+    assert sum(tuning(a) for a, _ in both) >= 3  # the tenth is there to compare
+    assert keys["en"] == [None]  # a corpus with its own dev split: places, as before
