@@ -174,8 +174,13 @@ def _child_run(payload: Any) -> tuple[int, float, Any]:
 
 
 def _stop(pool: "ProcessPoolExecutor") -> None:
-    """Stop the workers now: they ignore SIGINT, so they are terminated, then killed."""
+    """Stop the workers now: they ignore SIGINT, so they are terminated, then killed.
+
+    Then the pool's manager thread is waited for: left running, it closes its wake-up pipe while
+    the interpreter's exit hook writes to it (CPython 3.11 checks and writes without a lock), and
+    a Ctrl-C ended with "Exception ignored in: <module 'threading'> ... Bad file descriptor"."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         try:
@@ -191,6 +196,8 @@ def _stop(pool: "ProcessPoolExecutor") -> None:
                 p.join(1)
         except Exception:
             pass
+    if manager is not None and manager is not threading.current_thread():
+        manager.join(max(1.0, deadline - time.monotonic()))
 
 
 def ordered_map(items: Iterable[tuple[Any, Any]], init: Callable[..., Callable[[Any], Any]], init_args: tuple,

@@ -161,6 +161,28 @@ def test_interrupt_latch_keeps_a_ctrl_c_that_a_finalizer_swallowed():
         signal.signal(signal.SIGINT, before)
 
 
+def test_a_stopped_pool_leaves_no_manager_thread_for_the_exit_hook():
+    """Regression (CI): after Ctrl-C the pool's manager thread was still closing its wake-up pipe
+    when the interpreter's exit hook wrote to it, and the run ended with "Exception ignored in:
+    <module 'threading'> ... OSError: [Errno 9] Bad file descriptor".  Stopped, the pool has no
+    thread left running, so the hook finds the pipe closed and writes nothing."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from edge_finer.parallel import _stop
+
+    for _ in range(3):
+        pool = ProcessPoolExecutor(2)
+        futures = [pool.submit(time.sleep, 30) for _ in range(4)]
+        deadline = time.monotonic() + 30
+        while not any(f.running() for f in futures) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        manager = pool._executor_manager_thread
+        assert manager is not None and manager.is_alive()
+        started = time.monotonic()
+        _stop(pool)
+        assert not manager.is_alive() and time.monotonic() - started < 10
+
+
 @pytest.mark.parametrize("victim", ["worker", "parent", "interrupt"])
 def test_killed_run_then_resume_is_byte_identical(bundles_env, tmp_path: Path, victim: str):
     """SIGKILL of a worker (the run stops with one error line), SIGKILL of the parent (the
