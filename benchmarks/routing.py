@@ -334,15 +334,15 @@ def tuning_text(references, installed: set[str]) -> dict:
 
     from edge_finer.langrefs import ScoreTable, gram_hashes, quantize_logp
     from edge_finer.router import NAME_MARGIN, _only_script, _tally
-    from quantize.langrefs import (KFOLD_BELOW, MAX_SENTENCES, _split, build_keys, build_texts, build_word_texts,
+    from quantize.langrefs import (KFOLD_BELOW, MAX_SENTENCES, _split, build_texts_keyed, build_word_texts,
                                    count_profile, counted_words, tuning)
 
     held: dict[str, list[str]] = {}
     own: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # small languages: tables without their tuning tenth
     own_words: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     word_texts = build_word_texts() if references.has_words else {}
-    keys = build_keys()
-    for code, sources in build_texts().items():
+    texts, keys = build_texts_keyed()
+    for code, sources in texts.items():
         if code not in references.languages:
             continue
         sents = [s for _, s in sources]

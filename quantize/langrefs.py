@@ -35,7 +35,7 @@ from edge_finer.langprofile import TOP_NGRAMS, letter_runs, ngrams
 from edge_finer.langrefs import REFS_FILE, ScoreTable, gram_hashes, quantize_logp, text_hashes, write_references
 from edge_finer.languages import LANGUAGES, canonical
 
-from .data import gold_text
+from .data import gold_text, read_conll
 from .parallel_text import group_keys
 from .profile import LONG_CHARS
 
@@ -95,28 +95,8 @@ def read_conll_sentences(path: Path, names: bool = True) -> list[str]:
     words that tell a language, not the people and places its corpus happened to mention; "Paris"
     in the French table outvoted "visited" in "Barack Obama visited Paris.").  One string per
     sentence either way (empty when every token is a name), so the two lists line up."""
-    out: list[str] = []
-    tokens: list[str] = []
-
-    def flush() -> None:
-        out.append(gold_text(tokens, "han-chars")[0] if tokens else "")
-
-    seen = False  # a sentence has begun (it may hold no token kept)
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.rstrip("\n")
-            if not line.strip():
-                if seen:
-                    flush()
-                    tokens, seen = [], False
-                continue
-            token, _, tag = line.partition("\t")
-            seen = True
-            if names or tag.strip() in ("", "O"):
-                tokens.append(token)
-    if seen:
-        flush()
-    return out
+    return [gold_text([t for t, tag in zip(s.tokens, s.tags) if names or tag == "O"], "han-chars")[0]
+            for s in read_conll(path)]
 
 
 def read_lines(path: Path) -> list[str]:
@@ -197,10 +177,10 @@ def build_texts(data: Path = DATA) -> Texts:
     return _texts(data, benchmark=False)
 
 
-def build_keys(data: Path = DATA) -> Keys:
-    """The keys of :func:`build_texts`' sentences: what decides which of them calibrate and tune
+def build_texts_keyed(data: Path = DATA) -> tuple[Texts, Keys]:
+    """:func:`build_texts` and its sentences' keys: what decides which of them calibrate and tune
     (:func:`tuning`), so that a sentence and its translations are on one side there too."""
-    return _texts_keyed(data, benchmark=False)[1]
+    return _texts_keyed(data, benchmark=False)
 
 
 def build_word_texts(data: Path = DATA) -> Texts:
@@ -287,14 +267,6 @@ def _parts(sources: list[list[str]], limit: int) -> list[list[str]]:
     return [_spread(s, n) for s, n in zip(sources, _part_sizes(sources, limit))]
 
 
-def _part_keys(sources: list[list[str]], limit: int, keys: list[list[int] | None] | None) -> list[list[int]]:
-    """The keys of :func:`_parts`' sentences: a source's own where it has them (translations share
-    one), else each sentence's place in its part."""
-    keys = keys or [None] * len(sources)
-    return [list(range(len(_spread(s, n)))) if k is None else _spread(k, n)
-            for s, k, n in zip(sources, keys, _part_sizes(sources, limit))]
-
-
 def tuning(key: int) -> bool:
     """The build sentences no profile counts: they calibrate their language's profile and are the
     router's tuning text (``benchmarks/routing.py``).  Every tenth, by key, so a sentence and its
@@ -304,8 +276,11 @@ def tuning(key: int) -> bool:
 
 def _split(sources: list[list[str]], limit: int, keys: list[list[int] | None] | None
            ) -> list[list[tuple[str, int]]]:
-    """The sentences read of each source, each with its key."""
-    return [list(zip(p, k)) for p, k in zip(_parts(sources, limit), _part_keys(sources, limit, keys))]
+    """The sentences read of each source (:func:`_parts`), each with its key: the source's own
+    where it has them (translations share one), else the sentence's place in what is read."""
+    keys = keys or [None] * len(sources)
+    return [list(zip(_spread(s, n), range(min(len(s), n)) if k is None else _spread(k, n)))
+            for s, k, n in zip(sources, keys, _part_sizes(sources, limit))]
 
 
 def counted_words(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_WORDS,
@@ -324,7 +299,7 @@ def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES, top: in
                    keys: list[list[int] | None] | None = None
                    ) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], int]:
     """(n-grams, log-probabilities, calibration, sentences counted) of one language, from its
-    sources' sentences; ``top``: n-grams kept; ``keys``: :func:`build_keys`' for the sources."""
+    sources' sentences; ``top``: n-grams kept; ``keys``: :func:`build_texts_keyed`' for the sources."""
     parts = _split(sources, limit, keys)
     n = sum(len(p) for p in parts)
     if n >= KFOLD_BELOW:  # the tuning tenth calibrates, the rest counts
@@ -344,7 +319,7 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
     """Build and write the reference file; returns a summary.  ``top_ngrams`` / ``top_words``:
     the table sizes (the shipped file's are the defaults; other sizes are for measuring them)."""
     started = time.perf_counter()
-    texts, keys = _texts_keyed(data, benchmark=False)
+    texts, keys = build_texts_keyed(data)
     word_texts = build_word_texts(data) if top_words else {}
     entries: list[dict[str, Any]] = []
     tables: list[tuple[list[str], np.ndarray]] = []

@@ -22,7 +22,7 @@ the router, so only sources of one script are compared.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import sparse
@@ -94,15 +94,6 @@ def links(a: sparse.csr_matrix, b: sparse.csr_matrix) -> list[tuple[int, int]]:
         if j1 - i1 == j2 - i2:  # no line lost between them on either side: the lines pair up
             filled.extend((i, i + j1 - i1) for i in range(i1 + 1, i2))
     return filled + kept[-1:]
-
-
-def held_out_masks(sources: Sequence[tuple[str, Sequence[str]]], held_out: Callable[[int], bool]
-                   ) -> list[list[bool]]:
-    """Whether each sentence of each ``(language, sentences)`` source is held out: by its own line
-    (``held_out(line)``), unless it translates a sentence of another language's source of its
-    script; then all the translations of one sentence follow the first of them (in the order of
-    ``sources``, then by line)."""
-    return [[held_out(key) for key in keys] for keys in group_keys(sources)]
 
 
 def group_keys(sources: Sequence[tuple[str, Sequence[str]]]) -> list[list[int]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from quantize.langrefs import held_out
-from quantize.parallel_text import held_out_masks
+from quantize.parallel_text import group_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -29,6 +29,11 @@ def _parallel_pair(lines: int = 120, lost: tuple[int, ...] = (17, 18, 61)) -> tu
         if i not in lost:
             b.append(f"der {names[0]} von {names[1]} sah {names[2]} dort")
     return a, b
+
+
+def held_out_masks(sources, rule):
+    """Each sentence held out or not, by its translation group's key."""
+    return [[rule(key) for key in keys] for keys in group_keys(sources)]
 
 
 def test_translations_are_held_out_together_and_others_by_their_line():
@@ -65,10 +70,11 @@ def test_hindi_benchmark_sentences_and_their_magahi_translations_stay_on_one_sid
     module: two words that occur once in each file, in both lines (154 pairs; 95 were split)."""
     from collections import Counter
 
-    from quantize.langrefs import benchmark_texts, build_texts
+    from quantize.langrefs import benchmark_texts, build_texts_keyed, tuning
 
     held = {s for _, sents in benchmark_texts(DATA)["hi"] for s in sents}
-    built = {s for _, sents in build_texts(DATA)["mag"] for s in sents}
+    texts, keys = build_texts_keyed(DATA)
+    built = {s for _, sents in texts["mag"] for s in sents}
     hin = (DATA / "text" / "hin" / "sentences.txt").read_text(encoding="utf-8").splitlines()
     mag = (DATA / "text" / "mag" / "sentences.txt").read_text(encoding="utf-8").splitlines()
     assert ("रास्ते से ठेला हटाओ!" in held) == ("रसता पर से ठेला हटाओ!" not in built)
@@ -79,10 +85,6 @@ def test_hindi_benchmark_sentences_and_their_magahi_translations_stay_on_one_sid
     together = sum((h in held) == (m not in built) for h, m in pairs)
     assert len(pairs) >= 100 and together >= 0.98 * len(pairs), (together, len(pairs))
     # and of the pairs the build reads, both or neither are the tuning tenth (no profile counts them)
-    from quantize.langrefs import build_keys, tuning
-
-    keys = build_keys(DATA)
-    texts = build_texts(DATA)
     key_of = {code: {s: k for (_, sents), ks in zip(texts[code], keys[code]) if ks is not None
                      for s, k in zip(sents, ks)} for code in ("hi", "mag")}
     both = [(key_of["hi"][h], key_of["mag"][m]) for h, m in pairs if h in key_of["hi"] and m in key_of["mag"]]
