@@ -262,15 +262,19 @@ def never_seen(references, sets: dict[str, list[str]], installed: set[str], lang
             "sentences": total["n"]}
 
 
-#: (ROUTE_MARGIN, INSTALLED_PRIOR, REFERENCE_SLACK, WORD_WEIGHT) points of the trade-off table;
-#: the first is the default.
-SWEEP = [(0.15, 0.0, 0.5, 0.7), (0.15, 0.0, 0.5, 0.0), (0.0, 0.0, 0.5, 0.7), (0.05, 0.0, 0.5, 0.7),
-         (0.1, 0.0, 0.5, 0.7), (0.2, 0.0, 0.5, 0.7), (0.15, 0.0, 0.25, 0.7), (0.15, 0.0, 1.0, 0.7),
-         (0.15, 0.02, 0.5, 0.7), (0.15, 0.0, 0.5, 0.5), (0.15, 0.0, 0.5, 1.0), (0.05, 0.0, 0.5, 0.2)]
+#: (ROUTE_MARGIN, INSTALLED_PRIOR, REFERENCE_SLACK, WORD_WEIGHT, reference biases on) points of
+#: the trade-off table; the first is the default.  The biases are the file's (fitted at the
+#: default weight), so a row of another weight shows that weight with them, not refitted.
+SWEEP = [(0.05, 0.0, 0.5, 0.5, True), (0.05, 0.0, 0.5, 0.5, False), (0.15, 0.0, 0.5, 0.7, False),
+         (0.05, 0.0, 0.5, 0.0, True), (0.0, 0.0, 0.5, 0.5, True), (0.1, 0.0, 0.5, 0.5, True),
+         (0.15, 0.0, 0.5, 0.5, True), (0.05, 0.0, 0.25, 0.5, True), (0.05, 0.0, 1.0, 0.5, True),
+         (0.05, 0.02, 0.5, 0.5, True), (0.05, 0.0, 0.5, 0.3, True), (0.05, 0.0, 0.5, 0.7, True)]
 #: Route margins tried on the tuning text.
 TUNING_MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 #: Word weights tried on the tuning text (0: the n-grams alone).
 TUNING_WORD_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
+#: Pulls of the biases towards 0 (``quantize.route_tuning.BIAS_L2``) tried on the tuning text.
+TUNING_L2 = (0.003, 0.01, 0.03, 0.1)
 #: The issue's share (%) for installed languages routed right and for other languages unknown or
 #: named as themselves.
 TARGET = 99.0
@@ -284,30 +288,44 @@ def trade_off(references, sets: dict[str, list[str]], installed: set[str]) -> li
     saved = [getattr(router_mod, k) for k in names]
     rows = []
     try:
-        for point in SWEEP:
+        for *point, biased in SWEEP:
             for k, v in zip(names, point):
                 setattr(router_mod, k, v)
-            s = summarise(route_all(make_router(references), sets)["long"], installed)
-            unseen = never_seen(references, sets, installed, langid=False)
+            refs = references if biased else unbiased(references)
+            s = summarise(route_all(make_router(refs), sets)["long"], installed)
+            unseen = never_seen(refs, sets, installed, langid=False)
             margin, prior, slack, weight = point
             rows.append({"route_margin": margin, "installed_prior": prior, "reference_slack": slack,
-                         "word_weight": weight, **s, "never_seen_to_installed": unseen["to_installed"]})
+                         "word_weight": weight, "biases": biased, **s,
+                         "never_seen_to_installed": unseen["to_installed"]})
     finally:
         for k, v in zip(names, saved):
             setattr(router_mod, k, v)
     return rows
 
 
+def unbiased(references):
+    """The same references with every language's bias 0 (the router before the biases)."""
+    import dataclasses
+
+    from edge_finer.langrefs import References
+
+    return References(references.path, {c: dataclasses.replace(lang, bias=0.0)
+                                        for c, lang in references.languages.items()}, references.meta)
+
+
 def choose_tuning_point(rows: list[dict]) -> dict | None:
-    """The rule of :func:`tuning_text` over its (word weight, margin) rows: the issue's targets
-    read on the tuning text.  Of the points at which both shares reach :data:`TARGET` (installed
-    languages routed right; other languages unknown or named as themselves), the one that hands
-    the fewest other sentences to an installed bundle (the "never" target, which no point meets
-    outright), the lighter weight and the smaller margin on a tie; where no point reaches both,
-    of those that keep the other languages' target, the most installed sentences right."""
+    """The rule of :func:`tuning_text` over its (bias pull, word weight, margin) rows: the issue's
+    targets read on the tuning text.  Of the points at which both shares reach :data:`TARGET`
+    (installed languages routed right; other languages unknown or named as themselves), the one
+    that hands the fewest other sentences to an installed bundle (the "never" target, which no
+    point meets outright), the lighter weight, the smaller margin and the stronger pull of the
+    biases towards 0 on a tie; where no point reaches both, of those that keep the other
+    languages' target, the most installed sentences right."""
     both = [r for r in rows if r["installed_right"] >= TARGET and r["other_ok"] >= TARGET]
     if both:
-        return min(both, key=lambda r: (r["other_to_installed"], r["word_weight"], r["route_margin"]))
+        return min(both, key=lambda r: (r["other_to_installed"], r["word_weight"], r["route_margin"],
+                                        -(r.get("l2") or 0.0)))
     safe = [r for r in rows if r["other_ok"] >= TARGET]
     return max(safe, key=lambda r: (r["installed_right"], -r["other_to_installed"], -r["word_weight"],
                                     -r["route_margin"])) if safe else None
@@ -319,82 +337,43 @@ def tuning_text(references, installed: set[str]) -> dict:
 
     The sentences the reference build kept out of each profile's counts to calibrate it (every
     tenth of each source by ``quantize.langrefs.tuning``, a sentence with its translations in
-    other languages' files; a language of under 400 sentences, whose shipped tables count every
-    sentence, is scored by tables counted without its tenth, for every sentence), ranked against every
-    reference profile of their script by the n-gram score plus ``weight`` times the word score;
-    an installed language wins when it beats the runner-up by the margin, another language is
-    named when it beats it by ``NAME_MARGIN``.  Ranking and margins only: the calibration
-    thresholds (which turn away text that fits no language) are left out, so the figures are close
-    to, not equal to, the router's.  The rule: :func:`choose_tuning_point`.  (It was: the
-    smallest margin at which the n-grams alone met the other languages' target, then the lightest
-    weight near the best at it; that margin sat on its target's edge, 99.00 % at 0.0 against
-    98.95 %, and flipped between 0.0 and 0.05 when the benchmark's split changed.)
+    other languages' files; :func:`quantize.route_tuning.tuning_scores`), ranked against every
+    reference profile of their script by the n-gram score plus ``weight`` times the word score
+    plus each language's bias; an installed language wins when it beats the runner-up by the
+    margin, another language is named when it beats it by ``NAME_MARGIN``.  The biases are
+    cross-fitted: each half of the tuning text (a sentence with its translations) is ranked with
+    biases fitted on the other half at that weight, so the rows do not flatter the fit.  Ranking
+    and margins only: the calibration thresholds (which turn away text that fits no language) are
+    left out, so the figures are close to, not equal to, the router's.  The rule:
+    :func:`choose_tuning_point`, over every pull of the biases towards 0 (:data:`TUNING_L2`);
+    ``rows``: the grid at the chosen pull; ``unbiased``: the grid without biases (the router
+    before them).
     """
-    import numpy as np
+    from edge_finer.router import EFFECTIVE_NGRAMS, NAME_MARGIN
+    from quantize.route_tuning import cross_fitted_gaps, tuning_scores
 
-    from edge_finer.langrefs import ScoreTable, gram_hashes, quantize_logp
-    from edge_finer.router import NAME_MARGIN, _only_script, _tally
-    from quantize.langrefs import (KFOLD_BELOW, MAX_SENTENCES, _split, build_texts_keyed, build_word_texts,
-                                   count_profile, counted_words, tuning)
-
-    held: dict[str, list[str]] = {}
-    own: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # small languages: tables without their tuning tenth
-    own_words: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    word_texts = build_word_texts() if references.has_words else {}
-    texts, keys = build_texts_keyed()
-    for code, sources in texts.items():
-        if code not in references.languages:
-            continue
-        sents = [s for _, s in sources]
-        parts = _split(sents, MAX_SENTENCES, keys[code])
-        held[code] = [s for p in parts for s, k in p if tuning(k)]  # as quantize.langrefs.build_language
-        if sum(len(p) for p in parts) < KFOLD_BELOW:  # its shipped tables count every sentence
-            grams, logp = count_profile([[s for s, k in p if not tuning(k)] for p in parts])
-            own[code] = (gram_hashes(grams), quantize_logp(logp))
-            if references.has_words:
-                words, wlogp = counted_words([s for _, s in word_texts[code]], keys=keys[code], without_tuning=True)
-                own_words[code] = (gram_hashes(words), quantize_logp(wlogp))
-    by_script: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for code, sents in held.items():
-        for s in sents:
-            letters, script, count = _tally(s)
-            if letters and len(s.strip()) >= LONG:
-                by_script[script].append((code, _only_script(s, script) if count < letters else s))
+    scores = tuning_scores(references)
     weights = TUNING_WORD_WEIGHTS if references.has_words else (0.0,)
-    # (true language, top language, margin over the runner-up), per word weight
-    gaps: dict[float, list[tuple[str, str, float]]] = {w: [] for w in weights}
-    for script, items in sorted(by_script.items()):
-        codes = references.by_script(script)
-        if not codes:
-            continue
-        texts = [s for _, s in items]
-        table = ScoreTable(codes, [references.table(c) for c in codes])
-        avg, _ = table.score_many(texts)
-        wavg = np.zeros_like(avg)
-        if references.has_words:
-            wavg, _ = ScoreTable(codes, [references.word_table(c) for c in codes]).score_words(texts)
-        # a small language is scored by its tables without the tuning tenth, for every sentence:
-        # its own (never counted) and their translations in other languages alike
-        for code in set(own) & set(codes):
-            avg[:, codes.index(code)] = ScoreTable([code], [own[code]]).score_many(texts)[0][:, 0]
-            if references.has_words:
-                wavg[:, codes.index(code)] = ScoreTable([code], [own_words[code]]).score_words(texts)[0][:, 0]
+    out: dict = {"sentences": sum(len(s.truth) for s in scores)}
+    grid: dict[float | None, list[dict]] = {}
+    for l2 in (*TUNING_L2, None):  # None: no biases
+        rows = grid[l2] = []
         for w in weights:
-            for (code, _), row in zip(items, avg + w * wavg):
-                order = np.argsort(-row, kind="stable")
-                gap = float(row[order[0]] - row[order[1]]) if len(order) > 1 else 99.0
-                gaps[w].append((code, codes[order[0]], gap))
-    rows = []
-    for w in weights:
-        for margin in TUNING_MARGINS:
-            table_: dict[str, Counter] = defaultdict(Counter)
-            for code, top, gap in gaps[w]:
-                need = margin if top in installed else NAME_MARGIN
-                table_[code][top if gap >= need else "unknown"] += 1
-            rows.append({"word_weight": w, "route_margin": margin, **summarise(table_, installed)})
-    best = choose_tuning_point(rows)
-    return {"rows": rows, "chosen": best and best["route_margin"], "chosen_word_weight": best and best["word_weight"],
-            "sentences": len(gaps[weights[0]])}
+            gaps = cross_fitted_gaps(scores, w, EFFECTIVE_NGRAMS, l2 or 0.0, biased=l2 is not None)
+            for margin in TUNING_MARGINS:
+                table_: dict[str, Counter] = defaultdict(Counter)
+                for code, top, gap in gaps:
+                    need = margin if top in installed else NAME_MARGIN
+                    table_[code][top if gap >= need else "unknown"] += 1
+                rows.append({"l2": l2, "word_weight": w, "route_margin": margin, **summarise(table_, installed)})
+    best = choose_tuning_point([r for l2 in TUNING_L2 for r in grid[l2]])
+    out["chosen_l2"] = best and best["l2"]
+    out["chosen_word_weight"], out["chosen"] = best and best["word_weight"], best and best["route_margin"]
+    out["rows"] = grid[best["l2"]] if best else []
+    out["by_l2"] = [choose_tuning_point(grid[l2]) for l2 in TUNING_L2]  # each pull's own best point
+    out["unbiased"] = grid[None]
+    out["unbiased_chosen"] = choose_tuning_point(grid[None])
+    return out
 
 
 def cost(sets: dict[str, list[str]], repeats: int, count: int) -> dict:
@@ -673,20 +652,35 @@ def markdown(res: dict) -> str:
                   f"{_pct(s['other_to_installed'])})."]
     tune = res.get("tuning")
     if tune:
-        lines += ["", "## Tuning text: how `ROUTE_MARGIN` and `WORD_WEIGHT` were chosen", "",
+        lines += ["", "## Tuning text: how the biases' pull, `ROUTE_MARGIN` and `WORD_WEIGHT` were chosen", "",
                   f"Not the dev text above: the {tune['sentences']} held-out sentences (>= {LONG} characters) of the "
                   "reference build (every tenth sentence of each source, a sentence together with its translations "
                   "in other languages' files, which neither the n-gram nor the word tables counted; a language of "
                   "under 400 sentences, whose shipped tables count them all, is scored by tables counted without "
                   "its tenth), ranked against every reference language of their script by the n-gram "
-                  "score plus the word weight times the word score. Ranking and margins only (no calibration "
-                  f"thresholds). The rule: of the points at which both >= {TARGET:g} % of installed-language "
-                  f"sentences are routed right and >= {TARGET:g} % of other languages' sentences come out unknown "
-                  "or as themselves, the one that hands the fewest of the latter to an installed bundle (the "
-                  "lighter weight, then the smaller margin, on a tie): word weight "
+                  "score plus the word weight times the word score plus the language's bias "
+                  "(`quantize/route_tuning.py`: one number per language, fitted so that each language's held-out "
+                  "sentences are likely, every language weighted alike, pulled towards 0 by `BIAS_L2`). The biases "
+                  "are cross-fitted here: each half of the tuning text (a sentence with its translations) is ranked "
+                  "with biases fitted on the other half at that weight; the shipped ones are fitted on all of it. "
+                  "Ranking and margins only (no calibration thresholds). The rule: of the points at which both "
+                  f">= {TARGET:g} % of installed-language sentences are routed right and >= {TARGET:g} % of other "
+                  "languages' sentences come out unknown or as themselves, the one that hands the fewest of the "
+                  "latter to an installed bundle (the lighter weight, then the smaller margin, then the stronger "
+                  f"pull, on a tie): pull **{tune.get('chosen_l2')}**, word weight "
                   f"**{tune.get('chosen_word_weight')}**, margin **{tune['chosen']}**. The word tables count "
-                  "no entity tokens of the tagged corpora (names tell a corpus's topics, not its language).", "",
-                  "| word weight | route margin | installed right | installed unknown | others unknown or themselves | "
+                  "no entity tokens of the tagged corpora (names tell a corpus's topics, not its language).", ""]
+        if tune.get("by_l2"):
+            lines += ["Each pull's best point by the same rule:", "",
+                      "| pull (L2) | word weight | route margin | installed right | others unknown or themselves | "
+                      "others to installed |", "|---|---|---|---|---|---|"]
+            for r in [*tune["by_l2"], tune.get("unbiased_chosen")]:
+                if r:
+                    lines.append(f"| {'no biases' if r['l2'] is None else r['l2']} | {r['word_weight']} | "
+                                 f"{r['route_margin']} | {_pct(r['installed_right'])} | {_pct(r['other_ok'])} | "
+                                 f"{_pct(r['other_to_installed'])} |")
+            lines += ["", f"The grid at the chosen pull ({tune.get('chosen_l2')}):", ""]
+        lines += ["| word weight | route margin | installed right | installed unknown | others unknown or themselves | "
                   "others to installed |", "|---|---|---|---|---|---|"]
         for r in tune["rows"]:
             lines.append(f"| {r.get('word_weight', 0.0)} | {r['route_margin']} | {_pct(r['installed_right'])} | "
@@ -697,15 +691,17 @@ def markdown(res: dict) -> str:
                   "`INSTALLED_PRIOR` (added to an installed language's score when ranking), `REFERENCE_SLACK` "
                   "(how far below its held-out p1 a text may score and still go to an installed bundle) and "
                   "`WORD_WEIGHT` (the word tables' share of the ranking score; 0: the n-grams alone, the router "
-                  "before the word tables), moved one at a time; the first row is the shipped setting. Shown to "
-                  "make the trade-off visible, not used to choose: the margin and the weight were chosen on the "
-                  "tuning text.", "",
-                  "| margin | prior | slack | word weight | installed right | installed unknown | others unknown or "
-                  "themselves | others to installed | never seen: to installed |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "before the word tables), and the reference file's per-language biases on or off (off: the "
+                  "router before them; the second row is the biases' own effect, the third the setting shipped "
+                  "before them), moved one at a time; the first row is the shipped setting. A row of another "
+                  "weight keeps the biases fitted at the shipped one. Shown to make the trade-off visible, not "
+                  "used to choose: the pull, the margin and the weight were chosen on the tuning text.", "",
+                  "| margin | prior | slack | word weight | biases | installed right | installed unknown | "
+                  "others unknown or themselves | others to installed | never seen: to installed |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in res["trade_off"]:
             lines.append(f"| {r.get('route_margin', 0.0)} | {r['installed_prior']} | {r['reference_slack']} | "
-                         f"{r.get('word_weight', 0.0)} | "
+                         f"{r.get('word_weight', 0.0)} | {'on' if r.get('biases', False) else 'off'} | "
                          f"{_pct(r['installed_right'])} | "
                          f"{_pct(r['installed_unknown'])} | {_pct(r['other_ok'])} | {_pct(r['other_to_installed'])} | "
                          f"{_pct(r['never_seen_to_installed'])} |")

@@ -27,6 +27,7 @@ routing that needs it, its tables on the first text whose script several languag
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import zipfile
@@ -168,6 +169,10 @@ class RefLanguage:
     scripts: frozenset[str]
     #: avg log-probability per n-gram of held-out sentences: {"long"|"short": {"p1": ..., "p50": ...}}
     calibration: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: added to the language's ranking score by the router: corrects the offset of a naive-Bayes
+    #: score between profiles of different sizes and registers (fitted on the build's held-out
+    #: tuning text, ``quantize/route_tuning.py``; 0 in files written before biases)
+    bias: float = 0.0
 
     def percentile(self, short: bool, name: str) -> float | None:
         table = self.calibration.get("short" if short else "long") or self.calibration.get("long") or {}
@@ -246,9 +251,13 @@ def read_references(path: Path) -> References:
     langs: dict[str, RefLanguage] = {}
     for entry in meta.get("languages", []):
         try:
+            bias = entry.get("bias", 0.0)
+            if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
+                raise ValueError("bias")
             langs[str(entry["code"])] = RefLanguage(str(entry["code"]), str(entry.get("name", entry["code"])),
                                                     frozenset(map(str, entry["scripts"])),
-                                                    {k: dict(v) for k, v in entry.get("calibration", {}).items()})
+                                                    {k: dict(v) for k, v in entry.get("calibration", {}).items()},
+                                                    float(bias))
         except (KeyError, TypeError, ValueError):
             raise _bad(path, f"bad language entry {str(entry)[:80]}") from None
     if not langs:

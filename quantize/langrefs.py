@@ -34,10 +34,12 @@ import numpy as np
 from edge_finer.langprofile import TOP_NGRAMS, letter_runs, ngrams
 from edge_finer.langrefs import REFS_FILE, ScoreTable, gram_hashes, quantize_logp, text_hashes, write_references
 from edge_finer.languages import LANGUAGES, canonical
+from edge_finer.router import WORD_WEIGHT
 
 from .data import gold_text, read_conll
 from .parallel_text import group_keys
 from .profile import LONG_CHARS
+from .route_tuning import BIAS_L2, fit_biases, tuning_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -343,10 +345,28 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
                           "GUIT-AsTourNE left out: no licence stated)",
             "note": "character n-gram statistics derived from the sources listed per language, under their licences"}
     write_references(out, entries, tables, meta, words if top_words else None)
+    biases = fit_reference_biases(out, data, (texts, keys, word_texts))
+    for entry in entries:
+        entry["bias"] = biases.get(entry["code"], 0.0)
+    meta["biases"] = {"word_weight": WORD_WEIGHT, "l2": BIAS_L2, "fitted_on": "the tuning tenth of the build text"}
+    write_references(out, entries, tables, meta, words if top_words else None)
+    if biases:
+        spread = [f"{c} {v:+.2f}" for c, v in sorted(biases.items(), key=lambda kv: kv[1])]
+        log(f"biases: {', '.join(spread if len(spread) <= 6 else [*spread[:3], '...', *spread[-3:]])}")
     summary = {"languages": len(entries), "bytes": out.stat().st_size,
                "seconds": round(time.perf_counter() - started, 1)}
     log(f"wrote {out} ({summary['bytes'] / 1e6:.2f} MB, {summary['languages']} languages, {summary['seconds']} s)")
     return summary
+
+
+def fit_reference_biases(path: Path, data: Path, read: tuple[Any, Any, Any]) -> dict[str, float]:
+    """Each language's bias for the router's ranking (:mod:`quantize.route_tuning`), fitted on the
+    tuning tenth scored by the tables just written to ``path``, at the router's word weight."""
+    from edge_finer.langrefs import read_references
+    from edge_finer.router import EFFECTIVE_NGRAMS
+
+    scores = tuning_scores(read_references(path), data, read)
+    return fit_biases(scores, WORD_WEIGHT if read[2] else 0.0, EFFECTIVE_NGRAMS)
 
 
 def main(argv: list[str] | None = None) -> int:
