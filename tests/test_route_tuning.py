@@ -171,3 +171,20 @@ def test_a_file_written_before_biases_reads_as_no_bias(tmp_path: Path):
     entry = {"code": "ha", "name": "Hausa", "scripts": ["Latn"], "calibration": {}}
     write_references(tmp_path / "old.zip", [entry], [(["ka"], np.array([200], dtype=np.uint8))], {})
     assert read_references(tmp_path / "old.zip").languages["ha"].bias == 0.0
+
+
+def test_the_tuning_grid_chooses_among_pulls_weights_and_margins(built: tuple[Path, Path]):
+    """benchmarks/routing.py's tuning text on the made-up build: every (pull, weight, margin)
+    point scored, biases cross-fitted, the rule's choice one of the points; weighted like a
+    benchmark that routes only Yoruba, installed Hausa has no sentence to get right."""
+    from benchmarks.routing import TUNING_L2, TUNING_MARGINS, TUNING_WORD_WEIGHTS, choose_tuning_point, tuning_text
+
+    data, out = built
+    got = tuning_text(read_references(out), {"ha"}, {"yo": 50}, data=data)
+    assert len(got["rows"]) == len(got["unbiased"]) == len(TUNING_WORD_WEIGHTS) * len(TUNING_MARGINS)
+    assert got["sentences"] > 50 and all(r["l2"] is None for r in got["unbiased"])
+    chosen = choose_tuning_point(got["rows"])
+    assert chosen and (got["chosen_l2"], got["chosen_word_weight"], got["chosen"]) == (
+        chosen["l2"], chosen["word_weight"], chosen["route_margin"]) and got["chosen_l2"] in TUNING_L2
+    assert got["chosen_as_benchmark"]["installed_sentences"] == 0
+    assert got["chosen_as_benchmark"]["other_sentences"] == pytest.approx(50)
