@@ -285,6 +285,11 @@ def _split(sources: list[list[str]], limit: int, keys: list[list[int] | None] | 
             for s, k, n in zip(sources, keys, _part_sizes(sources, limit))]
 
 
+def counted_part(parts: list[list[tuple[str, int]]]) -> list[list[str]]:
+    """Each source's sentences that the tables count: all but the tuning tenth (:func:`tuning`)."""
+    return [[s for s, k in p if not tuning(k)] for p in parts]
+
+
 def counted_words(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_WORDS,
                   keys: list[list[int] | None] | None = None, without_tuning: bool = False
                   ) -> tuple[list[str], np.ndarray]:
@@ -293,7 +298,7 @@ def counted_words(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int
     ``without_tuning`` is the one the tuning text is scored by."""
     parts = _split(sources, limit, keys)
     if sum(len(p) for p in parts) >= KFOLD_BELOW or without_tuning:
-        return count_profile([[s for s, k in p if not tuning(k)] for p in parts], top, unit=letter_runs)
+        return count_profile(counted_part(parts), top, unit=letter_runs)
     return count_profile([[s for s, _ in p] for p in parts], top, unit=letter_runs)
 
 
@@ -305,7 +310,7 @@ def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES, top: in
     parts = _split(sources, limit, keys)
     n = sum(len(p) for p in parts)
     if n >= KFOLD_BELOW:  # the tuning tenth calibrates, the rest counts
-        grams, logp = count_profile([[s for s, k in p if not tuning(k)] for p in parts], top)
+        grams, logp = count_profile(counted_part(parts), top)
         held = [s for p in parts for s, k in p if tuning(k)]
         return grams, logp, calibrate(_scores(grams, logp, held)), n - len(held)
     scored = []

@@ -61,7 +61,7 @@ def tuning_scores(references: Any, data: Path | None = None, read: tuple[Any, An
     from edge_finer.router import _only_script, _tally
 
     from .langrefs import (DATA, KFOLD_BELOW, MAX_SENTENCES, TOP_NGRAMS, TOP_WORDS, _split, build_texts_keyed,
-                           build_word_texts, count_profile, counted_words, tuning)
+                           build_word_texts, count_profile, counted_part, counted_words, tuning)
 
     data = data or DATA
     has_words = references.has_words
@@ -82,7 +82,7 @@ def tuning_scores(references: Any, data: Path | None = None, read: tuple[Any, An
         parts = _split([s for _, s in sources], limit, keys[code])
         held[code] = [(s, k) for p in parts for s, k in p if tuning(k)]  # as quantize.langrefs.build_language
         if sum(len(p) for p in parts) < KFOLD_BELOW:  # its shipped tables count every sentence
-            grams, logp = count_profile([[s for s, k in p if not tuning(k)] for p in parts], top_ngrams)
+            grams, logp = count_profile(counted_part(parts), top_ngrams)
             own[code] = (gram_hashes(grams), quantize_logp(logp))
             if has_words:
                 words, wlogp = counted_words([s for _, s in word_texts[code]], limit, top_words, keys[code],
