@@ -49,15 +49,16 @@ DOCUMENT_SAMPLE_CHARS = 4_000
 SENTENCE_SAMPLE_CHARS = 160
 #: ... but read first on its first this many characters only: a sentence whose head already
 #: names a language by at least :data:`SETTLED_MARGIN` over the runner-up is not read further;
-#: the others (3 % of the dev sentences) are scored again on their first
-#: :data:`SENTENCE_SAMPLE_CHARS`.  99.85 % of 12,489 dev sentences of 51 languages then get the
-#: answer routing the whole sentence gives (99.87 % with one read of 160 characters), for about
+#: the others (under 3 % of the dev sentences) are scored again on their first
+#: :data:`SENTENCE_SAMPLE_CHARS`.  99.86 % of 12,489 dev sentences of 51 languages then get the
+#: answer routing the whole sentence gives (99.88 % with one read of 160 characters), for about
 #: half the n-grams of a long sentence (benchmarks/results/routing.md, "Sentence mode").
 SENTENCE_HEAD_CHARS = 80
 #: Ranking margin (the ranking score of ``ROUTE_MARGIN``) that settles a sentence on its head:
 #: the smallest of the head table's whose answers match one read of 160 characters within a
-#: few sentences (0.3 was, while the word weight was 0.2; at 0.7 the margins are wider).
-SETTLED_MARGIN = 0.7
+#: few sentences (0.3 at word weight 0.2, 0.7 at 0.7; 0.5 at today's 0.5: 3 sentences from one
+#: read, where 0.3 is 7).
+SETTLED_MARGIN = 0.5
 #: A sentence with fewer letters than this is too short to route alone in sentence mode; it
 #: takes the decision of its line.
 MIN_SENTENCE_LETTERS = 12
