@@ -10,8 +10,8 @@ first, and only then looks for a bundle.
 The profiles are the same naive-Bayes character n-gram model as a bundle's ``profile.json``
 (:mod:`edge_finer.langprofile`: orders 1-4, top 4,000 n-grams, one constant for unseen n-grams),
 built by ``python -m quantize.langrefs`` from the train splits and shipped in one compact file,
-``edge_finer/data/langrefs.zip``: ``meta.json`` (languages, scripts, calibration, sources and
-licences), ``vocab.txt`` (the n-grams) and raw little-endian arrays (which n-grams each
+``edge_finer/data/langrefs.zip``: ``meta.json`` (languages, scripts, calibration, each
+language's ranking bias, sources and licences), ``vocab.txt`` (the n-grams) and raw little-endian arrays (which n-grams each
 language keeps, and their log-probabilities quantized to one byte) -- data only, nothing that
 deserialises objects.  Being the same model, a bundle's own profile (a language the references lack) scores
 on the same scale as the references.
