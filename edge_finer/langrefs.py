@@ -17,7 +17,7 @@ deserialises objects.  Being the same model, a bundle's own profile (a language 
 on the same scale as the references.
 
 Scoring is vectorised: a text's n-grams are hashed with numpy over its code points (a 64-bit
-polynomial hash per n-gram), looked up by binary search in the sorted hashes of one script's
+polynomial hash per n-gram), looked up in an open-addressing hash table of one script's
 n-grams, and the per-language byte tables are gathered and summed as integers.  That is what
 keeps ``--route sentence`` a small share of annotation time (benchmarks/results/routing.md).
 
