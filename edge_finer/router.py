@@ -177,6 +177,7 @@ class _Pool:
     limits: dict[tuple[str, bool], tuple[float | None, float | None]] = field(default_factory=dict)
     prior: Any = 0.0  # per column of ``table``: the reference's bias, + INSTALLED_PRIOR for an installed language
     words: ScoreTable | None = None  # the same columns' word tables, when every column has one
+    added: dict[str, float] = field(default_factory=dict)  # code → its ``prior``, where not 0 (the evidence)
 
 
 class Router:
@@ -393,6 +394,11 @@ class Router:
         # what the candidates are ranked by, and the margins measured on: the n-gram score plus
         # WORD_WEIGHT x the word score (plus INSTALLED_PRIOR for an installed language)
         evidence["ranking_score"] = dict(zip(names, ranked.ranking))
+        # what the ranking score adds to the measured scores per language (the reference bias,
+        # and INSTALLED_PRIOR), where it is not 0: why a close call went the way it did
+        added = {n: pool.added[n] for n in names if n in pool.added}
+        if added:
+            evidence["ranking_bias"] = added
         evidence["posterior"] = dict(zip(names[:2], ranked.posts))
         runner = names[1] if len(names) > 1 else None
         voted = ranked.voted
@@ -466,6 +472,7 @@ class Router:
                     pool.prior = np.array([(INSTALLED_PRIOR if code in pool.installed else 0.0)
                                            + (self.references.languages[code].bias  # type: ignore[union-attr]
                                               if self._uses_reference(pool, code) else 0.0) for code in codes])
+                    pool.added = {c: round(float(v), 4) for c, v in zip(codes, pool.prior) if v}
                     pool.table = ScoreTable(codes, tables)
                     if self.references is not None and all(self._uses_reference(pool, c) for c in codes):
                         words = [self.references.word_table(c) for c in codes]

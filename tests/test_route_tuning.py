@@ -143,6 +143,7 @@ def test_the_router_adds_each_languages_bias(built: tuple[Path, Path], tmp_path:
     moved = Router.installed().route(sentence)
     assert moved.language == "yo" and moved.bundle is None, moved
     assert moved.evidence["ranking_score"]["yo"] - moved.evidence["ranking_score"]["ha"] > 4.0
+    assert moved.evidence["ranking_bias"]["yo"] == 5.0  # the evidence says why
 
 
 def _rewrite(src: Path, dst: Path, changes: dict[str, dict]) -> None:
