@@ -379,6 +379,12 @@ def test_real_text_without_a_bundle_is_named(shipped):
     # word weight of 0.5)
     for short in ("Barack Obama visited Paris.", "Barack Obama visited Paris. " * 150):
         assert router.route(short).bundle == "multiconer2-en", router.route(short).reason
+    # ordinary English prose, whose n-grams lean to Nigerian Pidgin (English's only text here is
+    # MultiCoNER's title fragments): its words and the biases route it to English
+    prose = "But people who go to see a horror movie do not necessarily want to be sent out with a Pollyanna ending."
+    d = router.route(prose)
+    assert d.bundle == "multiconer2-en", d.reason
+    assert d.evidence["ngram_avg_logp"]["pcm"] > d.evidence["ngram_avg_logp"]["en"]
     d = router.route("प्रधानमंत्री नरेंद्र मोदी ने सोमवार को दिल्ली में अधिकारियों से मुलाकात की।")
     assert d.language == "hi" and d.bundle in ("il-ner-hi", "multiconer2-hi")
 
