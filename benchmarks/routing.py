@@ -291,7 +291,7 @@ def trade_off(references, sets: dict[str, list[str]], installed: set[str]) -> li
         for *point, biased in SWEEP:
             for k, v in zip(names, point):
                 setattr(router_mod, k, v)
-            refs = references if biased else unbiased(references)
+            refs = references if biased else references.without_biases()
             s = summarise(route_all(make_router(refs), sets)["long"], installed)
             unseen = never_seen(refs, sets, installed, langid=False)
             margin, prior, slack, weight = point
@@ -302,16 +302,6 @@ def trade_off(references, sets: dict[str, list[str]], installed: set[str]) -> li
         for k, v in zip(names, saved):
             setattr(router_mod, k, v)
     return rows
-
-
-def unbiased(references):
-    """The same references with every language's bias 0 (the router before the biases)."""
-    import dataclasses
-
-    from edge_finer.langrefs import References
-
-    return References(references.path, {c: dataclasses.replace(lang, bias=0.0)
-                                        for c, lang in references.languages.items()}, references.meta)
 
 
 def choose_tuning_point(rows: list[dict]) -> dict | None:
@@ -367,10 +357,11 @@ def tuning_text(references, installed: set[str], composition: dict[str, int] | N
         return summarise(table_, installed)
 
     grid: dict[float | None, list[dict]] = {}
+    gaps_at: dict[tuple[float | None, float], list[tuple[str, str, float]]] = {}
     for l2 in (*TUNING_L2, None):  # None: no biases
         rows = grid[l2] = []
         for w in weights:
-            gaps = cross_fitted_gaps(scores, w, EFFECTIVE_NGRAMS, l2 or 0.0, biased=l2 is not None)
+            gaps = gaps_at[l2, w] = cross_fitted_gaps(scores, w, EFFECTIVE_NGRAMS, l2 or 0.0, biased=l2 is not None)
             rows += [{"l2": l2, "word_weight": w, "route_margin": m, **shares(gaps, m)} for m in TUNING_MARGINS]
     best = choose_tuning_point([r for l2 in TUNING_L2 for r in grid[l2]])
     out["chosen_l2"] = best and best["l2"]
@@ -385,8 +376,7 @@ def tuning_text(references, installed: set[str], composition: dict[str, int] | N
         # says the dev figures should be, composition aside from the text itself
         counts = Counter(t for s in scores for t in s.truth)
         weight_of = {code: composition.get(code, 0) / n for code, n in counts.items()}
-        gaps = cross_fitted_gaps(scores, best["word_weight"], EFFECTIVE_NGRAMS, best["l2"])
-        out["chosen_as_benchmark"] = shares(gaps, best["route_margin"], weight_of)
+        out["chosen_as_benchmark"] = shares(gaps_at[best["l2"], best["word_weight"]], best["route_margin"], weight_of)
     return out
 
 

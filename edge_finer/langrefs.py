@@ -11,9 +11,9 @@ The profiles are the same naive-Bayes character n-gram model as a bundle's ``pro
 (:mod:`edge_finer.langprofile`: orders 1-4, top 4,000 n-grams, one constant for unseen n-grams),
 built by ``python -m quantize.langrefs`` from the train splits and shipped in one compact file,
 ``edge_finer/data/langrefs.zip``: ``meta.json`` (languages, scripts, calibration, each
-language's ranking bias, sources and licences), ``vocab.txt`` (the n-grams) and raw little-endian arrays (which n-grams each
-language keeps, and their log-probabilities quantized to one byte) -- data only, nothing that
-deserialises objects.  Being the same model, a bundle's own profile (a language the references lack) scores
+language's ranking bias, sources and licences), ``vocab.txt`` (the n-grams) and raw
+little-endian arrays (which n-grams each language keeps, and their log-probabilities quantized
+to one byte) -- data only, nothing that deserialises objects.  Being the same model, a bundle's own profile (a language the references lack) scores
 on the same scale as the references.
 
 Scoring is vectorised: a text's n-grams are hashed with numpy over its code points (a 64-bit
@@ -26,6 +26,7 @@ routing that needs it, its tables on the first text whose script several languag
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -224,6 +225,12 @@ class References:
         return References(self.path, {c: v for c, v in self.languages.items() if c not in drop}, self.meta,
                           None if self._tables is None else {c: t for c, t in self._tables.items() if c not in drop},
                           None if self._words is None else {c: t for c, t in self._words.items() if c not in drop})
+
+    def without_biases(self) -> "References":
+        """The same references with every language's bias 0 (the router before the biases: the
+        benchmark's trade-off table); the tables already read are shared."""
+        return References(self.path, {c: dataclasses.replace(v, bias=0.0) for c, v in self.languages.items()},
+                          self.meta, self._tables, self._words)
 
 
 def _bad(path: Path, why: str) -> BundleError:

@@ -424,7 +424,6 @@ def test_real_neighbours_stay_off_the_installed_bundle(shipped, monkeypatch: pyt
     languages keep nearly all of their own sentences (benchmarks/results/routing.md has the full
     figures)."""
     import edge_finer.router as router_mod
-    from benchmarks.routing import unbiased
 
     texts = {lang: sents[:400] for lang, sents in _dev_sentences(("de", "pcm", "bho", "en", "hi")).items()}
 
@@ -438,7 +437,7 @@ def test_real_neighbours_stay_off_the_installed_bundle(shipped, monkeypatch: pyt
     without_margin = to_neighbour(Router.installed())
     base = Router.installed()
     before = to_neighbour(Router(base.candidates, None, base.min_confidence, base.problems,
-                                 unbiased(shipped_router.references)))
+                                 shipped_router.references.without_biases()))
     assert all(now[k] <= without_margin[k] <= before[k] for k in now), (now, without_margin, before)
     assert sum(now.values()) < sum(before.values()), (now, before)
     monkeypatch.undo()
