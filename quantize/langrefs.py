@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import sys
 import time
 from collections import Counter
@@ -54,6 +53,11 @@ PERCENTILES = (0.5, 1, 2, 5, 10, 25, 50)
 #: average away -- a few function words ("क्या", "तुम", "है") that one close language uses and
 #: its neighbour never does (see ``edge_finer.router.WORD_WEIGHT``).
 TOP_WORDS = 3000
+#: A language's sources are weighted by their size to this power when its tables are counted
+#: (:func:`count_profile`): 0.5 lets a large corpus count most without drowning a small one of
+#: another register.  Equal weights (0) and 0.25 were measured through the router's tuning rule
+#: (``python -m benchmarks.routing_variants``): the tuning text prefers 0.5.
+SOURCE_POWER = 0.5
 MIN_CALIBRATION = 20
 
 #: folder → (dataset, licence, source), from ``../shared/data/README.md``.
@@ -203,10 +207,12 @@ def _spread(sents: list[str], limit: int) -> list[str]:
     return [sents[int(i * step)] for i in range(limit)]
 
 
-def count_profile(sources: Iterable[list[str]], top: int = TOP_NGRAMS, unit=ngrams) -> tuple[list[str], np.ndarray]:
+def count_profile(sources: Iterable[list[str]], top: int = TOP_NGRAMS, unit=ngrams, power: float = SOURCE_POWER
+                  ) -> tuple[list[str], np.ndarray]:
     """The top n-grams (``unit=letter_runs``: words) and their log-probabilities, sources
-    weighted by the square root of their size: a large corpus still counts most, but a small one
-    of another register (conversational Hindi beside news and Wikipedia) is not drowned."""
+    weighted by their size to the ``power`` (:data:`SOURCE_POWER`; 0.5, the square root: a large
+    corpus still counts most, but a small one of another register, conversational Hindi beside
+    news and Wikipedia, is not drowned)."""
     freqs: list[tuple[Counter[str], float, float]] = []
     for sents in sources:
         counts: Counter[str] = Counter()
@@ -214,7 +220,7 @@ def count_profile(sources: Iterable[list[str]], top: int = TOP_NGRAMS, unit=ngra
             counts.update(unit(s))
         total = sum(counts.values())
         if total:
-            freqs.append((counts, float(total), math.sqrt(total)))
+            freqs.append((counts, float(total), total ** power))
     if not freqs:
         raise ValueError("no letters in the text")
     weight = sum(w for _, _, w in freqs)
@@ -291,40 +297,44 @@ def counted_part(parts: list[list[tuple[str, int]]]) -> list[list[str]]:
 
 
 def counted_words(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_WORDS,
-                  keys: list[list[int] | None] | None = None, without_tuning: bool = False
-                  ) -> tuple[list[str], np.ndarray]:
+                  keys: list[list[int] | None] | None = None, without_tuning: bool = False,
+                  power: float = SOURCE_POWER) -> tuple[list[str], np.ndarray]:
     """The word table of one language, from the sentences its n-gram profile counts (never the
     tuning ones); a small language's profile counts all of its sentences, and its table
     ``without_tuning`` is the one the tuning text is scored by."""
     parts = _split(sources, limit, keys)
     if sum(len(p) for p in parts) >= KFOLD_BELOW or without_tuning:
-        return count_profile(counted_part(parts), top, unit=letter_runs)
-    return count_profile([[s for s, _ in p] for p in parts], top, unit=letter_runs)
+        return count_profile(counted_part(parts), top, letter_runs, power)
+    return count_profile([[s for s, _ in p] for p in parts], top, letter_runs, power)
 
 
 def build_language(sources: list[list[str]], limit: int = MAX_SENTENCES, top: int = TOP_NGRAMS,
-                   keys: list[list[int] | None] | None = None
+                   keys: list[list[int] | None] | None = None, power: float = SOURCE_POWER
                    ) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], int]:
     """(n-grams, log-probabilities, calibration, sentences counted) of one language, from its
-    sources' sentences; ``top``: n-grams kept; ``keys``: :func:`build_texts_keyed`' for the sources."""
+    sources' sentences; ``top``: n-grams kept; ``keys``: :func:`build_texts_keyed`' for the sources;
+    ``power``: :data:`SOURCE_POWER`."""
     parts = _split(sources, limit, keys)
     n = sum(len(p) for p in parts)
     if n >= KFOLD_BELOW:  # the tuning tenth calibrates, the rest counts
-        grams, logp = count_profile(counted_part(parts), top)
+        grams, logp = count_profile(counted_part(parts), top, power=power)
         held = [s for p in parts for s, k in p if tuning(k)]
         return grams, logp, calibrate(_scores(grams, logp, held)), n - len(held)
     scored = []
     for fold in range(5):
-        g, lp = count_profile([[s for s, k in p if k % 5 != fold] for p in parts], top)
+        g, lp = count_profile([[s for s, k in p if k % 5 != fold] for p in parts], top, power=power)
         scored += _scores(g, lp, [s for p in parts for s, k in p if k % 5 == fold])
-    grams, logp = count_profile([[s for s, _ in p] for p in parts], top)
+    grams, logp = count_profile([[s for s, _ in p] for p in parts], top, power=power)
     return grams, logp, calibrate(scored), n
 
 
 def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, log=print,
-          top_ngrams: int = TOP_NGRAMS, top_words: int = TOP_WORDS) -> dict[str, Any]:
+          top_ngrams: int = TOP_NGRAMS, top_words: int = TOP_WORDS, source_power: float = SOURCE_POWER,
+          word_weight: float = WORD_WEIGHT, bias_l2: float = BIAS_L2) -> dict[str, Any]:
     """Build and write the reference file; returns a summary.  ``top_ngrams`` / ``top_words``:
-    the table sizes (the shipped file's are the defaults; other sizes are for measuring them)."""
+    the table sizes; ``source_power``: how a language's sources are weighted; ``word_weight`` /
+    ``bias_l2``: the router's word weight and the pull the biases are fitted at.  The shipped
+    file's are the defaults; other values are for measuring them (``benchmarks/routing_variants.py``)."""
     started = time.perf_counter()
     texts, keys = build_texts_keyed(data)
     word_texts = build_word_texts(data) if top_words else {}
@@ -333,9 +343,11 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
     words: list[tuple[list[str], np.ndarray]] = []
     for code in sorted(texts):
         sources = texts[code]
-        grams, logp, cal, counted = build_language([s for _, s in sources], limit, top_ngrams, keys[code])
+        grams, logp, cal, counted = build_language([s for _, s in sources], limit, top_ngrams, keys[code],
+                                                   source_power)
         if top_words:
-            wgrams, wlogp = counted_words([s for _, s in word_texts[code]], limit, top_words, keys[code])
+            wgrams, wlogp = counted_words([s for _, s in word_texts[code]], limit, top_words, keys[code],
+                                          power=source_power)
             words.append((wgrams, quantize_logp(wlogp)))
         lang = LANGUAGES[code]
         entries.append({"code": code, "name": lang.name, "iso639_3": lang.iso639_3, "scripts": list(lang.scripts),
@@ -345,15 +357,15 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
         long = cal.get("long", {})
         log(f"{code:4s} {lang.name:22s} {counted:6d} sentences, {len(grams)} n-grams, held-out p1 "
             f"{long.get('p1', 'n/a')} p50 {long.get('p50', 'n/a')}")
-    meta = {"top_ngrams": top_ngrams, "top_words": top_words, "max_sentences": limit,
+    meta = {"top_ngrams": top_ngrams, "top_words": top_words, "max_sentences": limit, "source_power": source_power,
             "built_from": "train splits of ../shared/data (two thirds of dev-only splits and of text/ files; "
                           "GUIT-AsTourNE left out: no licence stated)",
             "note": "character n-gram statistics derived from the sources listed per language, under their licences"}
     write_references(out, entries, tables, meta, words if top_words else None)
-    biases = fit_reference_biases(out, data, (texts, keys, word_texts))
+    biases = fit_reference_biases(out, data, (texts, keys, word_texts), word_weight, bias_l2)
     for entry in entries:
         entry["bias"] = biases.get(entry["code"], 0.0)
-    meta["biases"] = {"word_weight": WORD_WEIGHT, "l2": BIAS_L2, "fitted_on": "the tuning tenth of the build text"}
+    meta["biases"] = {"word_weight": word_weight, "l2": bias_l2, "fitted_on": "the tuning tenth of the build text"}
     write_references(out, entries, tables, meta, words if top_words else None)
     if biases:
         spread = [f"{c} {v:+.2f}" for c, v in sorted(biases.items(), key=lambda kv: kv[1])]
@@ -364,14 +376,15 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
     return summary
 
 
-def fit_reference_biases(path: Path, data: Path, read: tuple[Any, Any, Any]) -> dict[str, float]:
+def fit_reference_biases(path: Path, data: Path, read: tuple[Any, Any, Any], word_weight: float = WORD_WEIGHT,
+                         l2: float = BIAS_L2) -> dict[str, float]:
     """Each language's bias for the router's ranking (:mod:`quantize.route_tuning`), fitted on the
     tuning tenth scored by the tables just written to ``path``, at the router's word weight."""
     from edge_finer.langrefs import read_references
     from edge_finer.router import EFFECTIVE_NGRAMS
 
     scores = tuning_scores(read_references(path), data, read)
-    return fit_biases(scores, WORD_WEIGHT if read[2] else 0.0, EFFECTIVE_NGRAMS)
+    return fit_biases(scores, word_weight if read[2] else 0.0, EFFECTIVE_NGRAMS, l2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,14 +60,15 @@ def tuning_scores(references: Any, data: Path | None = None, read: tuple[Any, An
     from edge_finer.langrefs import ScoreTable, gram_hashes, quantize_logp
     from edge_finer.router import _only_script, _tally
 
-    from .langrefs import (DATA, KFOLD_BELOW, MAX_SENTENCES, TOP_NGRAMS, TOP_WORDS, _split, build_texts_keyed,
-                           build_word_texts, count_profile, counted_part, counted_words, tuning)
+    from .langrefs import (DATA, KFOLD_BELOW, MAX_SENTENCES, SOURCE_POWER, TOP_NGRAMS, TOP_WORDS, _split,
+                           build_texts_keyed, build_word_texts, count_profile, counted_part, counted_words, tuning)
 
     data = data or DATA
     has_words = references.has_words
     top_ngrams = int(references.meta.get("top_ngrams") or TOP_NGRAMS)
     top_words = int(references.meta.get("top_words") or TOP_WORDS)
     limit = int(references.meta.get("max_sentences") or MAX_SENTENCES)
+    power = float(references.meta.get("source_power", SOURCE_POWER))  # files before it: the square root
     if read is None:
         texts, keys = build_texts_keyed(data)
         word_texts = build_word_texts(data) if has_words else {}
@@ -82,11 +83,11 @@ def tuning_scores(references: Any, data: Path | None = None, read: tuple[Any, An
         parts = _split([s for _, s in sources], limit, keys[code])
         held[code] = [(s, k) for p in parts for s, k in p if tuning(k)]  # as quantize.langrefs.build_language
         if sum(len(p) for p in parts) < KFOLD_BELOW:  # its shipped tables count every sentence
-            grams, logp = count_profile(counted_part(parts), top_ngrams)
+            grams, logp = count_profile(counted_part(parts), top_ngrams, power=power)
             own[code] = (gram_hashes(grams), quantize_logp(logp))
             if has_words:
                 words, wlogp = counted_words([s for _, s in word_texts[code]], limit, top_words, keys[code],
-                                             without_tuning=True)
+                                             without_tuning=True, power=power)
                 own_words[code] = (gram_hashes(words), quantize_logp(wlogp))
     by_script: dict[str, list[tuple[str, str, int]]] = {}
     for code, sents in held.items():

@@ -189,3 +189,67 @@ def test_the_tuning_grid_chooses_among_pulls_weights_and_margins(built: tuple[Pa
         chosen["l2"], chosen["word_weight"], chosen["route_margin"]) and got["chosen_l2"] in TUNING_L2
     assert got["chosen_as_benchmark"]["installed_sentences"] == 0
     assert got["chosen_as_benchmark"]["other_sentences"] == pytest.approx(50)
+
+
+# -- variants of the build (benchmarks/routing_variants.py) ------------------------------------
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
+def test_a_languages_sources_are_weighted_by_their_size_to_the_power(power: float):
+    """A word only the small source has gets that source's share of the mass: its size to the
+    power over the sources' sizes to the power (equal shares at 0, by size at 1)."""
+    from quantize.langrefs import count_profile
+    from edge_finer.langprofile import letter_runs
+
+    big = ["ka ta ma"] * 300  # 900 words
+    small = ["zo ka ma"] * 10  # 30 words, "zo" 10 of them
+    words, logp = count_profile([big, small], 10, letter_runs, power)
+    share = 30 ** power / (30 ** power + 900 ** power)
+    assert math.exp(logp[words.index("zo")]) == pytest.approx(share * 10 / 30)
+    assert math.exp(logp[words.index("ta")]) == pytest.approx((1 - share) * 300 / 900)
+
+
+@pytest.fixture(scope="module")
+def two_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made-up data where a small language (under 400 sentences: its shipped tables count every
+    sentence, its tuning text is scored by tables counted without it) has two sources of very
+    different sizes and registers: how they are weighted changes what the tuning text reads."""
+    root = tmp_path_factory.mktemp("variants")
+    data = root / "data"
+    rng = random.Random(4)
+    _write_conll(data / "masakhaner2" / "hau" / "train.conll", TEXT.corpus("aa", 600, seed=1))
+    _write_conll(data / "masakhaner2" / "yor" / "train.conll",
+                 [TEXT.sentence("cc", rng) for _ in range(240)])
+    (data / "text" / "yor").mkdir(parents=True)
+    (data / "text" / "yor" / "sentences.txt").write_text(
+        "\n".join(TEXT.sentence("aa" if k % 2 else "cc", rng) for k in range(60)) + "\n", encoding="utf-8")
+    return data
+
+
+def test_a_variant_build_records_its_parameters_and_fits_its_biases_at_them(two_sources: Path, tmp_path: Path):
+    from quantize.langrefs import build
+
+    out = tmp_path / "variant.zip"
+    build(two_sources, out, log=lambda *_: None, source_power=0.0, word_weight=0.3, bias_l2=0.1)
+    refs = read_references(out)
+    assert refs.meta["source_power"] == 0.0
+    assert (refs.meta["biases"]["word_weight"], refs.meta["biases"]["l2"]) == (0.3, 0.1)
+    stored = {code: lang.bias for code, lang in refs.languages.items()}
+    # the tuning text is scored with the file's own weighting of sources (Yoruba's own tables)
+    assert stored == fit_biases(tuning_scores(refs, two_sources), 0.3, EFFECTIVE_NGRAMS, 0.1)
+    refs.meta["source_power"] = 0.5
+    assert stored != fit_biases(tuning_scores(refs, two_sources), 0.3, EFFECTIVE_NGRAMS, 0.1)
+
+
+def test_the_rule_over_variants_needs_both_targets_then_fewest_to_installed():
+    from benchmarks.routing_variants import preferred
+
+    def row(name: str, both: bool, to_installed: float, n: int = 10_000) -> dict:
+        return {"name": name, "both_targets": both, "tuning": {"other_to_installed": to_installed, "other_sentences": n}}
+
+    assert preferred([row("shipped", True, 0.60), row("a", True, 0.25), row("b", False, 0.10)]) == "a"
+    assert preferred([row("a", True, 0.30), row("shipped", True, 0.30)]) == "shipped"  # a tie keeps what ships
+    # 25 sentences of 10,000 against 28: the tuning text's noise, not a reason to ship another file
+    assert preferred([row("shipped", True, 0.28), row("a", True, 0.25)]) == "shipped"
+    assert preferred([row("shipped", True, 0.28, 1_000_000), row("a", True, 0.25, 1_000_000)]) == "a"
+    assert preferred([row("shipped", False, 0.30), row("a", True, 0.29)]) == "a"  # the shipped one misses a target
+    assert preferred([row("shipped", False, 0.30), row("a", False, 0.2)]) is None
