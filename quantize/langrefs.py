@@ -379,7 +379,8 @@ def build(data: Path = DATA, out: Path = REFS_FILE, limit: int = MAX_SENTENCES, 
 def fit_reference_biases(path: Path, data: Path, read: tuple[Any, Any, Any], word_weight: float = WORD_WEIGHT,
                          l2: float = BIAS_L2) -> dict[str, float]:
     """Each language's bias for the router's ranking (:mod:`quantize.route_tuning`), fitted on the
-    tuning tenth scored by the tables just written to ``path``, at the router's word weight."""
+    tuning tenth scored by the tables just written to ``path``, at ``word_weight`` (the router's
+    unless a variant is measured) with the pull ``l2``."""
     from edge_finer.langrefs import read_references
     from edge_finer.router import EFFECTIVE_NGRAMS
 
