@@ -253,3 +253,23 @@ def test_the_rule_over_variants_needs_both_targets_then_fewest_to_installed():
     assert preferred([row("shipped", True, 0.28, 1_000_000), row("a", True, 0.25, 1_000_000)]) == "a"
     assert preferred([row("shipped", False, 0.30), row("a", True, 0.29)]) == "a"  # the shipped one misses a target
     assert preferred([row("shipped", False, 0.30), row("a", False, 0.2)]) is None
+
+
+def test_the_variants_table_shows_each_variant_and_the_rules_pick():
+    from benchmarks.routing_variants import markdown, preferred
+
+    def row(name: str, to_installed: float, chosen: bool = True) -> dict:
+        figures = {"installed_right": 99.0, "other_ok": 99.1, "other_to_installed": to_installed,
+                   "installed_sentences": 4000, "other_sentences": 12000}
+        if not chosen:
+            return {"name": name, "params": {"limit": 5}, "chosen": None}
+        return {"name": name, "params": {}, "bytes": 1_470_000, "both_targets": True, "tuning": figures,
+                "dev": figures, "chosen": {"l2": 0.03, "word_weight": 0.5, "route_margin": 0.05},
+                "dev_missed": {"en": 14, "hi": 19}}
+
+    rows = [row("shipped", 0.28), row("bigger", 0.25), row("broken", 0.0, chosen=False)]
+    text = markdown({"command": "python -m benchmarks.routing_variants", "variants": rows, "preferred": preferred(rows),
+                     "machine": {"cpu": "x", "cores": 2, "python": "3", "lscpu_flags": {"avx2": True}}})
+    assert "| shipped | 0.03, 0.5, 0.05 | 99.00 % / 99.10 % / 0.28 % | yes |" in text
+    assert "| broken | none | - | no | - | -, - | - |" in text
+    assert "bigger +0.4" in text and "The rule prefers: **shipped**" in text
