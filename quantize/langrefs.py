@@ -395,14 +395,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-sentences", type=int, default=MAX_SENTENCES, help="sentences read per language")
     ap.add_argument("--top-ngrams", type=int, default=TOP_NGRAMS, help="n-grams kept per language")
     ap.add_argument("--top-words", type=int, default=TOP_WORDS, help="words kept per language (0: no word tables)")
+    ap.add_argument("--source-power", type=float, default=SOURCE_POWER,
+                    help="a language's sources weighted by their size to this power (0: alike, 1: by size; "
+                         f"default {SOURCE_POWER})")
     args = ap.parse_args(argv)
     if args.top_ngrams < 1 or args.top_words < 0:
         print("error: --top-ngrams must be at least 1 and --top-words at least 0", file=sys.stderr)
         return 2
+    if not 0.0 <= args.source_power <= 1.0:
+        print("error: --source-power must be between 0 (sources alike) and 1 (by size)", file=sys.stderr)
+        return 2
     if not args.data.is_dir():
         print(f"error: {args.data}: no such folder (the shared data)", file=sys.stderr)
         return 2
-    build(args.data, args.out, args.max_sentences, top_ngrams=args.top_ngrams, top_words=args.top_words)
+    build(args.data, args.out, args.max_sentences, top_ngrams=args.top_ngrams, top_words=args.top_words,
+          source_power=args.source_power)
     return 0
 
 

@@ -724,7 +724,7 @@ def test_reference_build_keeps_a_small_source_whole():
     assert _parts([news[:10], talk[:5]], 6000) == [news[:10], talk[:5]]
 
 
-def test_reference_build_takes_table_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_reference_build_takes_table_sizes_and_source_weighting(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     from quantize.langrefs import main as build_refs
 
     data = tmp_path / "data"
@@ -741,3 +741,9 @@ def test_reference_build_takes_table_sizes(tmp_path: Path, capsys: pytest.Captur
     assert not read_references(plain).has_words  # 0: no word tables at all
     assert build_refs(["--data", str(data), "--out", str(plain), "--top-ngrams", "0"]) == 2
     assert "--top-ngrams must be at least 1" in capsys.readouterr().err
+    assert build_refs(["--data", str(data), "--out", str(small), "--source-power", "0"]) == 0
+    assert read_references(small).meta["source_power"] == 0.0
+    before = small.read_bytes()
+    assert build_refs(["--data", str(data), "--out", str(small), "--source-power", "-1"]) == 2
+    assert "--source-power must be between 0" in capsys.readouterr().err
+    assert small.read_bytes() == before  # refused before anything is written
