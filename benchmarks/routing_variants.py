@@ -140,11 +140,11 @@ def markdown(res: dict[str, Any]) -> str:
                      f"| {cell(r.get('dev'))} | {missed.get('en', '-')}, {missed.get('hi', '-')} | {size} |")
     pick = res["preferred"]
     shipped = next((r for r in res["variants"] if r["name"] == "shipped" and r.get("tuning")), None)
-    if shipped:
+    others = [r for r in res["variants"] if r.get("tuning") and r is not shipped]
+    if shipped and others:
         lines += ["", "Fewer to installed than the shipped file on the tuning text, in standard errors (z; "
-                  f"{Z_BETTER} needed to replace it): " + ", ".join(
-                      f"{r['name']} {z_fewer(r['tuning'], shipped['tuning']):+.2f}" for r in res["variants"]
-                      if r.get("tuning") and r is not shipped) + "."]
+                  f"{Z_BETTER} needed to replace it): "
+                  + ", ".join(f"{r['name']} {z_fewer(r['tuning'], shipped['tuning']):+.2f}" for r in others) + "."]
     lines += ["", f"The rule prefers: **{pick or 'none (no variant reaches both targets on its tuning text)'}**.", ""]
     return "\n".join(lines)
 

@@ -273,3 +273,6 @@ def test_the_variants_table_shows_each_variant_and_the_rules_pick():
     assert "| shipped | 0.03, 0.5, 0.05 | 99.00 % / 99.10 % / 0.28 % | yes |" in text
     assert "| broken | none | - | no | - | -, - | - |" in text
     assert "bigger +0.4" in text and "The rule prefers: **shipped**" in text
+    alone = markdown({"command": "c", "variants": rows[:1], "preferred": "shipped", "machine": {"cpu": "x", "cores": 2,
+                                                                                             "python": "3"}})
+    assert "standard errors" not in alone and "The rule prefers: **shipped**" in alone
