@@ -66,8 +66,9 @@ def run_variant(name: str, params: dict[str, Any], path: str) -> dict[str, Any]:
     started = time.perf_counter()
     path = Path(path)
     build(out=path, log=lambda *_: None, **params)
-    installed = set(make_router(read_references(path)).languages)
-    tuned = tuning_text(read_references(path), installed)
+    built = read_references(path)
+    installed = set(make_router(built).languages)
+    tuned = tuning_text(built, installed)
     l2, weight, margin = tuned["chosen_l2"], tuned["chosen_word_weight"], tuned["chosen"]
     if l2 is None:  # no point keeps the other languages' target: nothing to route at
         return {"name": name, "params": params, "chosen": None, "seconds": round(time.perf_counter() - started)}

@@ -384,7 +384,7 @@ class Router:
                  ) -> Decision:
         """Several languages write the script: the n-gram profiles tell them apart.  ``ranked``:
         the best candidates, best first, with their scores (as measured, and as ranked: with the
-        word score and the installed languages' prior) and posteriors."""
+        word score, the reference biases and the installed languages' prior) and posteriors."""
         if pool.unprofiled:
             evidence["no_profile"] = pool.unprofiled
         names = ranked.names
@@ -392,7 +392,7 @@ class Router:
         confidence, best_avg = ranked.posts[0], ranked.avgs[0]
         evidence["ngram_avg_logp"] = dict(zip(names, ranked.avgs))
         # what the candidates are ranked by, and the margins measured on: the n-gram score plus
-        # WORD_WEIGHT x the word score (plus INSTALLED_PRIOR for an installed language)
+        # WORD_WEIGHT x the word score, plus the language's bias (and INSTALLED_PRIOR if installed)
         evidence["ranking_score"] = dict(zip(names, ranked.ranking))
         # what the ranking score adds to the measured scores per language (the reference bias,
         # and INSTALLED_PRIOR), where it is not 0: why a close call went the way it did

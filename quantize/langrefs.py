@@ -270,11 +270,6 @@ def _part_sizes(sources: list[list[str]], limit: int) -> list[int]:
     return [len(s) if sm else max(1, round(left * len(s) / large)) for s, sm in zip(sources, small)]
 
 
-def _parts(sources: list[list[str]], limit: int) -> list[list[str]]:
-    """The sentences read of each source (:func:`_part_sizes`)."""
-    return [_spread(s, n) for s, n in zip(sources, _part_sizes(sources, limit))]
-
-
 def tuning(key: int) -> bool:
     """The build sentences no profile counts: they calibrate their language's profile and are the
     router's tuning text (``benchmarks/routing.py``).  Every tenth, by key, so a sentence and its
@@ -284,7 +279,7 @@ def tuning(key: int) -> bool:
 
 def _split(sources: list[list[str]], limit: int, keys: list[list[int] | None] | None
            ) -> list[list[tuple[str, int]]]:
-    """The sentences read of each source (:func:`_parts`), each with its key: the source's own
+    """The sentences read of each source (:func:`_part_sizes`), each with its key: the source's own
     where it has them (translations share one), else the sentence's place in what is read."""
     keys = keys or [None] * len(sources)
     return [list(zip(_spread(s, n), range(min(len(s), n)) if k is None else _spread(k, n)))

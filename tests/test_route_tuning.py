@@ -21,6 +21,7 @@ from edge_finer.langrefs import read_references, write_references
 from edge_finer.router import EFFECTIVE_NGRAMS, WORD_WEIGHT, Router
 from quantize.route_tuning import ScriptScores, cross_fitted_gaps, fit_biases, tuning_scores
 from made_up_languages import MadeUpLanguages
+from quantize_helpers import write_conll
 from tiny_bundle import make_tiny_bundle
 
 
@@ -88,9 +89,8 @@ TEXT = MadeUpLanguages(SYLLABLES, words=9)
 
 
 def _write_conll(path: Path, sentences: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join("\n".join(f"{w}\tO" for w in s.split()) for s in sentences) + "\n",
-                    encoding="utf-8")
+    """Untagged sentences as a CoNLL train split (every token O)."""
+    write_conll(path, [(s.split(), ["O"] * len(s.split())) for s in sentences])
 
 
 @pytest.fixture(scope="module")

@@ -715,7 +715,10 @@ def test_word_text_of_a_tagged_corpus_leaves_out_its_names(tmp_path: Path):
 def test_reference_build_keeps_a_small_source_whole():
     """A language's sentences come from several sources; one of another register that is smaller
     than an equal share is read whole, the larger ones share the rest by size."""
-    from quantize.langrefs import _parts
+    from quantize.langrefs import _split
+
+    def _parts(sources: list[list[str]], limit: int) -> list[list[str]]:  # the sentences the build reads
+        return [[sentence for sentence, _ in part] for part in _split(sources, limit, None)]
 
     news, wiki, talk = [f"n{i}" for i in range(11000)], [f"w{i}" for i in range(9000)], [f"t{i}" for i in range(800)]
     parts = _parts([news, wiki, talk], 6000)
